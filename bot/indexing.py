@@ -1,0 +1,277 @@
+"""Chunk papers, embed the chunks and keep the Chroma index in step with the sources.
+
+Consistency rule: a manifest record (the papers and the chunk ids that make up
+the live index) is written in one Chroma upsert *after* every new chunk is
+stored and *before* any old chunk is deleted. Readers only trust chunks named
+in the manifest, so a build killed at any point leaves the previous index
+whole and queryable, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.schema import MetadataMode, TextNode
+from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+from bot.config import Settings
+from bot.corpus import CorpusReport, load_corpus, source_counts
+from bot.embedding import MODEL_NAME, get_encoder
+from bot.schema import Chunk, Paper
+
+MANIFEST_ID = "manifest"
+FORMAT_VERSION = 1
+
+
+class IndexError_(RuntimeError):
+    """The index is missing or unusable; the message says what to do."""
+
+
+@dataclass
+class Manifest:
+    papers: list[Paper]
+    chunks: list[Chunk]
+    report: dict[str, Any]
+    extra_sources: list[str] = field(default_factory=list)
+    model: str = MODEL_NAME
+    chunking: dict[str, int] = field(default_factory=dict)
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        data = {
+            "version": self.version,
+            "model": self.model,
+            "chunking": self.chunking,
+            "extra_sources": self.extra_sources,
+            "report": self.report,
+            "papers": [p.to_dict() for p in self.papers],
+            "chunks": [asdict(c) for c in self.chunks],
+        }
+        return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        return cls(
+            papers=[Paper.from_dict(p) for p in data["papers"]],
+            chunks=[Chunk(**c) for c in data["chunks"]],
+            report=data["report"],
+            extra_sources=data.get("extra_sources", []),
+            model=data["model"],
+            chunking=data.get("chunking", {}),
+            version=data.get("version", 0),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "entries": self.report.get("entries", 0),
+            "papers": len(self.papers),
+            "chunks": len(self.chunks),
+            "sources": source_counts(self.papers),
+        }
+
+
+@dataclass
+class SyncResult:
+    report: CorpusReport
+    added: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    manifest_written: bool = False
+    embed_seconds: float = 0.0
+    total_seconds: float = 0.0
+    manifest: Manifest | None = None
+
+
+def chroma_client(settings: Settings):
+    """Embedded persistent Chroma by default; a `chroma run` server when a host is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+    settings.store_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.store_dir), settings=chroma_settings)
+
+
+class Store:
+    """The two Chroma collections: chunks (with embeddings) and the manifest."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.settings = settings
+        try:
+            self.client = client or chroma_client(settings)
+            self.chunks = self.client.get_or_create_collection(
+                settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+            self.meta = self.client.get_or_create_collection(
+                settings.collection + "_manifest", embedding_function=None
+            )
+        except Exception as exc:  # chromadb raises many types for a server that is down
+            where = (
+                f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+                if settings.chroma_host
+                else f"Chroma store at {settings.store_dir}"
+            )
+            raise IndexError_(f"cannot open the {where}: {exc}") from exc
+
+    def load_manifest(self) -> Manifest | None:
+        got = self.meta.get(ids=[MANIFEST_ID], include=["documents"])
+        if not got["ids"]:
+            return None
+        return Manifest.from_json(got["documents"][0])
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        self.meta.upsert(ids=[MANIFEST_ID], documents=[manifest.to_json()], embeddings=[[0.0]])
+
+    def chunk_ids(self) -> set[str]:
+        return set(self.chunks.get(include=[])["ids"])
+
+    def embeddings(self, ids: list[str]) -> np.ndarray:
+        """Embeddings of ``ids`` in that order."""
+        out = np.zeros((len(ids), 384), dtype=np.float32)
+        pos = {cid: i for i, cid in enumerate(ids)}
+        for start in range(0, len(ids), 500):
+            got = self.chunks.get(ids=ids[start : start + 500], include=["embeddings"])
+            for cid, emb in zip(got["ids"], got["embeddings"]):
+                out[pos[cid]] = emb
+        return out
+
+
+def splitter(settings: Settings) -> SentenceSplitter:
+    encoder = get_encoder()
+    return SentenceSplitter(
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        tokenizer=lambda text: encoder._counter.encode(text, add_special_tokens=False).ids,
+        include_metadata=False,
+    )
+
+
+def chunk_papers(papers: list[Paper], settings: Settings) -> list[Chunk]:
+    split = splitter(settings)
+    chunks: list[Chunk] = []
+    for paper in papers:
+        for position, text in enumerate(split.split_text(paper.abstract)):
+            key = json.dumps([MODEL_NAME, paper.paper_id, paper.title, text])
+            chunk_id = hashlib.sha1(key.encode()).hexdigest()[:20]
+            chunks.append(Chunk(chunk_id=chunk_id, paper_id=paper.paper_id, text=text, position=position))
+    return chunks
+
+
+def to_node(chunk: Chunk, paper: Paper) -> TextNode:
+    """A LlamaIndex node whose embedding text carries the title."""
+    node = TextNode(
+        id_=chunk.chunk_id,
+        text=chunk.text,
+        metadata={"title": paper.title, "paper_id": paper.paper_id, "position": chunk.position},
+        excluded_embed_metadata_keys=["paper_id", "position"],
+        excluded_llm_metadata_keys=["paper_id", "position"],
+        metadata_template="{value}",
+        text_template="{metadata_str}\n{content}",
+    )
+    return node
+
+
+def embed_text(chunk: Chunk, paper: Paper) -> str:
+    return to_node(chunk, paper).get_content(metadata_mode=MetadataMode.EMBED)
+
+
+def _report_dict(report: CorpusReport) -> dict[str, Any]:
+    return {
+        "files": report.files,
+        "entries": report.entries,
+        "papers": report.papers,
+        "merged": report.merged,
+        "skipped": [str(p) for p in report.problems],
+    }
+
+
+def sync(
+    settings: Settings,
+    paths: list[Path] | None = None,
+    rebuild: bool = False,
+    progress: bool = True,
+    store: Store | None = None,
+) -> SyncResult:
+    """Bring the index in line with the sources; embed only what is new."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    store = store or Store(settings)
+    old = store.load_manifest()
+    extra = list(old.extra_sources) if old else []
+    for path in paths or []:
+        resolved = str(path.resolve())
+        if resolved != str(settings.sources_dir.resolve()) and resolved not in extra:
+            extra.append(resolved)
+    source_paths = [settings.sources_dir, *[Path(p) for p in extra]]
+    papers, report = load_corpus(source_paths)
+    by_id = {p.paper_id: p for p in papers}
+    chunks = chunk_papers(papers, settings)
+    existing = store.chunk_ids()
+    todo = chunks if rebuild else [c for c in chunks if c.chunk_id not in existing]
+    result = SyncResult(report=report, unchanged=len(chunks) - len(todo))
+
+    if todo:
+        encoder = get_encoder()
+        batch = max(settings.embed_batch_size, 1)
+        embed_started = time.perf_counter()
+        with tqdm(total=len(todo), desc="Embedding chunks", unit="chunk", disable=not progress) as bar:
+            for start in range(0, len(todo), batch):
+                part = todo[start : start + batch]
+                nodes = [to_node(c, by_id[c.paper_id]) for c in part]
+                texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+                vectors = encoder.encode(texts, batch_size=batch)
+                store.chunks.upsert(
+                    ids=[n.node_id for n in nodes],
+                    embeddings=vectors.tolist(),
+                    documents=[n.text for n in nodes],
+                    # The layout LlamaIndex's ChromaVectorStore reads back into nodes.
+                    metadatas=[node_to_metadata_dict(n, remove_text=True, flat_metadata=True) for n in nodes],
+                )
+                bar.update(len(part))
+        result.embed_seconds = time.perf_counter() - embed_started
+        result.added = len(todo)
+
+    manifest = Manifest(
+        papers=papers,
+        chunks=chunks,
+        report=_report_dict(report),
+        extra_sources=extra,
+        chunking={"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap},
+    )
+    if old is None or old.to_json() != manifest.to_json():
+        store.write_manifest(manifest)
+        result.manifest_written = True
+    live = {c.chunk_id for c in chunks}
+    stale = sorted(existing - live)
+    for start in range(0, len(stale), 500):
+        store.chunks.delete(ids=stale[start : start + 500])
+    result.removed = len(stale)
+    result.manifest = manifest
+    result.total_seconds = time.perf_counter() - started
+    return result
+
+
+def open_index(settings: Settings, progress: bool = True, store: Store | None = None) -> tuple[Store, Manifest]:
+    """The store and its manifest, building the index first when there is none."""
+    store = store or Store(settings)
+    manifest = store.load_manifest()
+    if manifest is None:
+        manifest = sync(settings, progress=progress, store=store).manifest
+    assert manifest is not None
+    if manifest.model != MODEL_NAME:
+        raise IndexError_(
+            f"the index was built with {manifest.model}, this paperbot embeds with {MODEL_NAME}: "
+            "run `paperbot index --rebuild`"
+        )
+    return store, manifest

@@ -1,0 +1,104 @@
+"""Plain data classes that cross module lines: papers, chunks, hits, answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Paper:
+    paper_id: str
+    title: str
+    abstract: str
+    arxiv_id: str | None = None
+    url: str | None = None
+    year: int | None = None
+    authors: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # source file names
+    title_inferred: bool = False  # arXiv list entries carry no title
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Paper:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Chunk:
+    chunk_id: str
+    paper_id: str
+    text: str
+    position: int  # index of the chunk within its paper
+
+
+@dataclass
+class Hit:
+    """A retrieved paper with its best-matching chunk."""
+
+    paper: Paper
+    score: float  # fused retrieval score (rank-based)
+    similarity: float  # best dense cosine between the query and the paper's chunks
+    chunk_text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "paper_id": self.paper.paper_id,
+            "title": self.paper.title,
+            "arxiv_id": self.paper.arxiv_id,
+            "url": self.paper.url,
+            "score": round(self.score, 4),
+            "similarity": round(self.similarity, 4),
+        }
+
+
+@dataclass
+class Citation:
+    n: int
+    paper_id: str
+    title: str
+    arxiv_id: str | None
+    url: str | None
+    quote: str
+    score: float = 0.0
+    verified: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sentence:
+    text: str
+    citations: list[int]
+    verified: bool = True
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    refused: bool
+    mode: str
+    citations: list[Citation] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)  # closest papers, also when refused
+    standalone_question: str | None = None
+    notes: list[str] = field(default_factory=list)
+    dangling_removed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "mode": self.mode,
+            "citations": [c.to_dict() for c in self.citations],
+            "sentences": [asdict(s) for s in self.sentences],
+            "closest": [h.to_dict() for h in self.hits],
+            "standalone_question": self.standalone_question,
+            "notes": self.notes,
+            "dangling_removed": self.dangling_removed,
+        }
