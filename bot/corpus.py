@@ -247,7 +247,10 @@ def read_source(path: Path) -> tuple[list[Entry], list[Problem]]:
         return parse_jsonl(text, name)
     if suffix == ".csv":
         return parse_csv(text, name)
-    if _ARXIV_ID.search(text) and len(_ARXIV_ID.findall(text)) * 3 >= len([ln for ln in text.splitlines() if ln.strip()]) // 2:
+    if (
+        _ARXIV_ID.search(text)
+        and len(_ARXIV_ID.findall(text)) * 3 >= len([ln for ln in text.splitlines() if ln.strip()]) // 2
+    ):
         return parse_arxiv_list(text, name)
     return parse_listing(text, name)
 

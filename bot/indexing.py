@@ -112,9 +112,7 @@ class Store:
             self.chunks = self.client.get_or_create_collection(
                 settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
             )
-            self.meta = self.client.get_or_create_collection(
-                settings.collection + "_manifest", embedding_function=None
-            )
+            self.meta = self.client.get_or_create_collection(settings.collection + "_manifest", embedding_function=None)
         except Exception as exc:  # chromadb raises many types for a server that is down
             where = (
                 f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
@@ -141,7 +139,7 @@ class Store:
         pos = {cid: i for i, cid in enumerate(ids)}
         for start in range(0, len(ids), 500):
             got = self.chunks.get(ids=ids[start : start + 500], include=["embeddings"])
-            for cid, emb in zip(got["ids"], got["embeddings"]):
+            for cid, emb in zip(got["ids"], got["embeddings"], strict=True):
                 out[pos[cid]] = emb
         return out
 

@@ -1,0 +1,192 @@
+"""The `paperbot` command line: index, search, ask, stats (and eval, summarize, chat)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# typer vendors click; its exception types are what standalone_mode=False raises.
+from typer._click import exceptions as click_exc
+
+from bot.config import get_settings
+
+app = typer.Typer(
+    name="paperbot",
+    help="Ask research questions over paper abstracts and get answers with citations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class CliError(Exception):
+    """An error with a message for the user; exits non-zero without a traceback."""
+
+
+def _engine(progress: bool = True):
+    from bot.answer import Engine
+
+    return Engine(get_settings(), progress=progress)
+
+
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _wrap(text: str) -> str:
+    return "\n".join(textwrap.fill(p, width=100) for p in text.split("\n"))
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Extra JSONL/CSV/TXT files or folders to index.")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every chunk.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Build or update the index from the sources folder (and PATHS)."""
+    from bot.indexing import sync
+
+    result = sync(get_settings(), paths=list(paths or []), rebuild=rebuild, progress=not as_json)
+    report = result.report
+    summary = {
+        "files": report.files,
+        "entries": report.entries,
+        "papers": report.papers,
+        "merged": report.merged,
+        "skipped": [str(p) for p in report.problems],
+        "chunks_added": result.added,
+        "chunks_removed": result.removed,
+        "chunks_unchanged": result.unchanged,
+        "index_changed": result.manifest_written or result.removed > 0,
+        "seconds": round(result.total_seconds, 2),
+    }
+    if as_json:
+        _print_json(summary)
+        return
+    for name, count in report.files.items():
+        typer.echo(f"read {count:4d} entries from {name}")
+    typer.echo(
+        f"{report.entries} entries -> {report.papers} papers ({report.merged} duplicates merged); "
+        f"{len(report.problems)} skipped"
+    )
+    for problem in report.problems:
+        typer.echo(f"  skipped {problem}")
+    typer.echo(
+        f"chunks: {result.added} embedded, {result.removed} removed, {result.unchanged} unchanged "
+        f"({result.total_seconds:.1f}s)"
+    )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Number of papers.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Rank papers for QUERY."""
+    hits = _engine().search(query, k=k)
+    if as_json:
+        _print_json([h.to_dict() for h in hits])
+        return
+    for i, hit in enumerate(hits, start=1):
+        typer.echo(f"{i:2d}. {hit.paper.title}  (score {hit.score:.4f}, similarity {hit.similarity:.2f})")
+        if hit.paper.url:
+            typer.echo(f"    {hit.paper.url}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    mode: Annotated[str, typer.Option(help="auto, extractive or llm.")] = "auto",
+    k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Papers to retrieve.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Answer QUESTION from the abstracts, with numbered citations."""
+    from bot.answer import Answer, check_question
+
+    question = check_question(question)
+    engine = _engine()
+    answer: Answer | None = None
+    streamed = False
+    started = time.perf_counter()
+    for event in engine.stream(question, mode=mode, k=k):
+        if isinstance(event, Answer):
+            answer = event
+        elif not as_json and engine.resolve_mode(mode) == "llm":
+            # Tokens go out as they arrive; the verified text follows the stream.
+            sys.stdout.write(event)
+            sys.stdout.flush()
+            streamed = True
+    assert answer is not None
+    if as_json:
+        _print_json(answer.to_dict() | {"seconds": round(time.perf_counter() - started, 3)})
+        return
+    if streamed:
+        typer.echo("\n")
+    for note in answer.notes:
+        typer.echo(f"note: {note}")
+    if not streamed or answer.refused or answer.notes:
+        typer.echo(_wrap(answer.answer))
+    if answer.refused:
+        typer.echo("\nClosest papers:")
+        for hit in answer.hits:
+            typer.echo(f"  - {hit.paper.title}" + (f"  {hit.paper.url}" if hit.paper.url else ""))
+        return
+    typer.echo("\nSources:")
+    for c in answer.citations:
+        flag = "" if c.verified else "  (unverified)"
+        typer.echo(f"[{c.n}] {c.title}{flag}" + (f"\n    {c.url}" if c.url else ""))
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Size of the index: entries, papers, chunks, and papers per source."""
+    from bot.indexing import open_index
+
+    _, manifest = open_index(get_settings())
+    data = manifest.stats()
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(f"{data['entries']} entries, {data['papers']} papers, {data['chunks']} chunks")
+    for name, count in data["sources"].items():
+        typer.echo(f"  {count:4d} papers from {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every failure becomes a one-line message and a non-zero exit."""
+    from bot.answer import BadQuestion
+    from bot.corpus import SourceError
+    from bot.indexing import IndexError_
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message(), err=True)
+        return 2
+    except click_exc.UsageError as exc:
+        typer.echo(f"paperbot: error: {exc.format_message()} (see `paperbot --help`)", err=True)
+        return 2
+    except click_exc.ClickException as exc:
+        typer.echo(f"paperbot: error: {exc.format_message()}", err=True)
+        return 1
+    except (BadQuestion, CliError, SourceError, IndexError_) as exc:
+        typer.echo(f"paperbot: error: {exc}", err=True)
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("paperbot: interrupted", err=True)
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

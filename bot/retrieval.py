@@ -1,0 +1,185 @@
+"""Hybrid retrieval: dense (Chroma) plus BM25, fused by LlamaIndex, grouped to papers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llama_index.core import VectorStoreIndex
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.llms import MockLLM
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.retrievers.bm25 import BM25Retriever
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from bot.config import Settings
+from bot.embedding import MiniLMEmbedding, get_encoder
+from bot.indexing import Manifest, Store, to_node
+from bot.schema import Hit, Paper
+
+RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
+
+
+@dataclass
+class Filters:
+    """Limits a user can put on the papers retrieved."""
+
+    source: str | None = None  # a source file name
+    year_from: int | None = None
+    year_to: int | None = None
+
+    def allows(self, paper: Paper) -> bool:
+        if self.source and self.source not in paper.sources:
+            return False
+        if self.year_from and (paper.year is None or paper.year < self.year_from):
+            return False
+        if self.year_to and (paper.year is None or paper.year > self.year_to):
+            return False
+        return True
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source or self.year_from or self.year_to)
+
+
+class LiveChunksRetriever(BaseRetriever):
+    """Dense retrieval from Chroma that only trusts chunks named in the manifest."""
+
+    def __init__(self, inner: BaseRetriever, live: set[str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._live = live
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [n for n in self._inner.retrieve(query_bundle) if n.node.node_id in self._live]
+
+
+class PaperGrouper(BaseNodePostprocessor):
+    """Keep each paper's best chunk, in fused order, applying the user's filters."""
+
+    paper_of: dict[str, str] = Field(default_factory=dict)
+    allowed: set[str] | None = None
+    top_k: int = 5
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "PaperGrouper"
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        seen: set[str] = set()
+        kept: list[NodeWithScore] = []
+        for node in nodes:
+            paper_id = self.paper_of.get(node.node.node_id)
+            if paper_id is None or paper_id in seen:
+                continue
+            if self.allowed is not None and paper_id not in self.allowed:
+                continue
+            seen.add(paper_id)
+            kept.append(node)
+            if len(kept) >= self.top_k:
+                break
+        return kept
+
+
+class HybridRetriever:
+    """Builds the LlamaIndex retrievers over one index snapshot and ranks papers."""
+
+    def __init__(self, settings: Settings, store: Store, manifest: Manifest) -> None:
+        self.settings = settings
+        self.manifest = manifest
+        self.papers = {p.paper_id: p for p in manifest.papers}
+        self.chunk_ids = [c.chunk_id for c in manifest.chunks]
+        self.paper_of = {c.chunk_id: c.paper_id for c in manifest.chunks}
+        self.chunk_text = {c.chunk_id: c.text for c in manifest.chunks}
+        self.chunks = {c.chunk_id: c for c in manifest.chunks}
+        self.rows_of: dict[str, list[int]] = {}
+        for i, c in enumerate(manifest.chunks):
+            self.rows_of.setdefault(c.paper_id, []).append(i)
+        self.encoder = get_encoder()
+        # Kept in memory to score papers against the query without another round trip.
+        self.matrix = store.embeddings(self.chunk_ids)
+        self.embed_model = MiniLMEmbedding(batch_size=settings.embed_batch_size)
+        nodes = [to_node(c, self.papers[c.paper_id]) for c in manifest.chunks]
+        k = settings.candidate_k
+        vector_index = VectorStoreIndex.from_vector_store(
+            ChromaVectorStore(chroma_collection=store.chunks), embed_model=self.embed_model
+        )
+        self.dense = LiveChunksRetriever(vector_index.as_retriever(similarity_top_k=k), set(self.chunk_ids))
+        import Stemmer
+
+        self.bm25 = BM25Retriever.from_defaults(
+            nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=Stemmer.Stemmer("english"), language="english"
+        )
+        self.fused = QueryFusionRetriever(
+            [self.dense, self.bm25],
+            llm=MockLLM(),  # only one query: the LLM that would rewrite it is never called
+            mode="reciprocal_rerank",
+            num_queries=1,
+            use_async=False,
+            similarity_top_k=2 * k,
+            retriever_weights=[settings.dense_weight, settings.sparse_weight],
+        )
+
+    def retriever(self, kind: str = "hybrid") -> BaseRetriever:
+        return {"hybrid": self.fused, "dense": self.dense, "bm25": self.bm25}[kind]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.encoder.encode([text])[0]
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        kind: str = "hybrid",
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Ranked papers for ``query``; each with its best chunk and dense similarity."""
+        k = k or self.settings.top_k
+        qvec = self.embed_query(query) if query_vector is None else query_vector
+        bundle = QueryBundle(query_str=query, embedding=qvec.tolist())
+        nodes = self.retriever(kind).retrieve(bundle)
+        allowed = None
+        if filters and filters.active:
+            allowed = {pid for pid, p in self.papers.items() if filters.allows(p)}
+        grouper = PaperGrouper(paper_of=self.paper_of, allowed=allowed, top_k=k)
+        grouped = grouper.postprocess_nodes(nodes, bundle)
+        if allowed is not None and len(grouped) < k:
+            grouped += self._filtered_fallback(qvec, allowed, k, {self.paper_of[n.node.node_id] for n in grouped})
+            grouped = grouped[:k]
+        hits: list[Hit] = []
+        for node in grouped:
+            paper_id = self.paper_of[node.node.node_id]
+            best_chunk, similarity = self.best_chunk(paper_id, qvec)
+            hits.append(Hit(self.papers[paper_id], float(node.score or 0.0), similarity, self.chunk_text[best_chunk]))
+        return hits
+
+    def _filtered_fallback(self, qvec: np.ndarray, allowed: set[str], k: int, have: set[str]) -> list[NodeWithScore]:
+        # A narrow filter can leave the fused candidates short of k papers;
+        # rank the allowed papers' chunks densely to fill up.
+        rows = [i for i, cid in enumerate(self.chunk_ids) if self.paper_of[cid] in allowed - have]
+        if not rows:
+            return []
+        sims = self.matrix[rows] @ qvec
+        out: list[NodeWithScore] = []
+        seen = set(have)
+        for idx in np.argsort(-sims):
+            cid = self.chunk_ids[rows[idx]]
+            if self.paper_of[cid] in seen:
+                continue
+            seen.add(self.paper_of[cid])
+            chunk = self.chunks[cid]
+            out.append(NodeWithScore(node=to_node(chunk, self.papers[chunk.paper_id]), score=float(sims[idx]) / 100))
+            if len(out) >= k:
+                break
+        return out
+
+    def best_chunk(self, paper_id: str, qvec: np.ndarray) -> tuple[str, float]:
+        rows = self.rows_of[paper_id]
+        sims = self.matrix[rows] @ qvec
+        best = int(np.argmax(sims))
+        return self.chunk_ids[rows[best]], float(sims[best])

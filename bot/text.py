@@ -1,0 +1,57 @@
+"""Small text helpers shared by answers, summaries and citation checks."""
+
+from __future__ import annotations
+
+import re
+
+# Abbreviations whose period does not end a sentence in abstracts.
+_ABBREV = (
+    r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)(?<!\bcf)(?<!\bFig)(?<!\bEq)(?<!\bw\.r\.t)(?<!\bresp)(?<!\bapprox)"
+)
+_SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split an abstract into sentences, keeping decimals and common abbreviations whole."""
+    parts = _SENTENCE_END.split(text.strip())
+    return [p.strip() for p in parts if p.strip()]
+
+
+def markers_in(text: str) -> list[int]:
+    """Citation numbers in ``text``: "[2]" and "[1, 3]" both count."""
+    return [int(n) for group in _MARKER.findall(text) for n in group.split(",")]
+
+
+def strip_markers(text: str) -> str:
+    return _MARKER.sub("", text).strip()
+
+
+def with_marker(sentence: str, n: int) -> str:
+    """Put "[n]" before the sentence's final punctuation."""
+    sentence = sentence.rstrip()
+    if sentence and sentence[-1] in ".!?":
+        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
+    return f"{sentence} [{n}]"
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred, ref = tokens(prediction), tokens(reference)
+    if not pred or not ref:
+        return 0.0
+    common: dict[str, int] = {}
+    for t in pred:
+        common[t] = common.get(t, 0) + 1
+    overlap = 0
+    for t in ref:
+        if common.get(t, 0) > 0:
+            overlap += 1
+            common[t] -= 1
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(pred), overlap / len(ref)
+    return 2 * precision * recall / (precision + recall)
