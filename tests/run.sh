@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: set up everything on a fresh machine, then run the checks.
+# `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian's chromium for the browser tests (Playwright's own download does not work offline).
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test,local-llm]'
+. .venv/bin/activate
+
+ruff check bot tests
+ruff format --check bot tests
+python -m pytest -q -ra
