@@ -160,6 +160,43 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         typer.echo(f"  {count:4d} papers from {name}")
 
 
+@app.command("eval")
+def eval_(
+    dataset: Annotated[Path | None, typer.Option(help="JSONL question set [default: evals/questions.jsonl].")] = None,
+    mode: Annotated[str, typer.Option(help="auto, extractive or llm.")] = "auto",
+    baseline: Annotated[Path | None, typer.Option(help="Compare with this baseline; exit 1 on a regression.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder [default: evals/runs/<timestamp>].")] = None,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="Write this run as the baseline (keeps its tolerances).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics and comparison as JSON.")] = False,
+    retriever: Annotated[str, typer.Option(help="Ranking to score: hybrid, dense or bm25.")] = "hybrid",
+    k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Papers retrieved per question.")] = None,
+    judge: Annotated[bool, typer.Option("--judge/--no-judge", help="LLM-judge answers when an LLM is set.")] = True,
+) -> None:
+    """Score answers on a question set: retrieval, citations, refusals, groundedness."""
+    from bot.evaluate import DEFAULT_DATASET, EvalError, run_command
+
+    try:
+        status = run_command(
+            lambda: _engine(progress=not as_json),
+            dataset or DEFAULT_DATASET,
+            mode=mode,
+            baseline=baseline,
+            out=out,
+            update_baseline=update_baseline,
+            as_json=as_json,
+            retriever=retriever,
+            k=k,
+            judge=judge,
+            echo=typer.echo,
+        )
+    except EvalError as exc:
+        raise CliError(str(exc)) from exc
+    if status:
+        raise typer.Exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes a one-line message and a non-zero exit."""
     from bot.answer import BadQuestion
