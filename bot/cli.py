@@ -197,6 +197,32 @@ def eval_(
         raise typer.Exit(status)
 
 
+@app.command()
+def chat(
+    host: Annotated[str | None, typer.Option(help="Address to bind [default: 127.0.0.1, PAPERBOT_HOST].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on [default: 7860, PAPERBOT_PORT].")
+    ] = None,
+) -> None:
+    """Start the chat web app and print its address (login with PAPERBOT_AUTH=user:password)."""
+    import logging
+
+    from bot.app import launch, parse_auth
+
+    settings = get_settings()
+    try:
+        parse_auth(settings.auth)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        demo, url = launch(settings, host=host, port=port)
+    except OSError as exc:  # the port is taken or the address cannot be bound
+        raise CliError(f"cannot start the web server: {exc}") from exc
+    typer.echo(f"paperbot chat: serving on {url} (Ctrl+C to stop)")
+    demo.block_thread()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes a one-line message and a non-zero exit."""
     from bot.answer import BadQuestion

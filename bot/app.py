@@ -1,0 +1,428 @@
+"""The chat web app (`paperbot chat`): streamed, cited answers with a sources panel.
+
+One :class:`~bot.answer.Engine` per process serves every browser session. All
+text that comes from the corpus, the question or an LLM goes through
+:func:`inert` before Gradio renders it as Markdown, so markup in an abstract
+shows as text and runs nothing (Gradio's own sanitizer stays on as well).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
+
+# First: it switches gradio and huggingface_hub to offline, telemetry-free mode.
+from bot.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from bot.answer import Engine
+    from bot.schema import Answer
+
+log = logging.getLogger("paperbot.app")
+
+EXAMPLES = [
+    "Is the boundary between trainable and untrainable hyperparameters fractal?",
+    "How can diffusion models be sampled in around 10 steps?",
+    "Do neural networks prefer simple, low-complexity data?",
+    "What are the limitations of these methods?",
+]
+MAX_TURNS = 8  # earlier turns rarely help a follow-up and only cost time
+SHOWN_QUESTION_CHARS = 600  # a pasted 100 kB question is not echoed in full
+SOURCES_PLACEHOLDER = "### Sources\nThe papers cited by the answer appear here."
+ALL_SOURCES = ""
+
+# Backslash-escaping every Markdown punctuation mark leaves the text as typed;
+# <, > and & become entities instead, so no tag (or `javascript:` link) survives.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:@])")
+_SAFE_URL = re.compile(r"^https?://[^\s<>\"'`]+$", re.I)
+
+
+# -- rendering (pure functions, shared by the UI and the API) -----------------
+def inert(text: str) -> str:
+    """``text`` as Markdown that renders literally: no markup, links or HTML."""
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is a plain http(s) address, else None."""
+    if url and _SAFE_URL.match(url.strip()):
+        # Parentheses and spaces would end a Markdown link early.
+        return quote(url.strip(), safe=":/?&=#%~@!$,;+*'")
+    return None
+
+
+def paper_href(title: str, url: str | None) -> str:
+    """Where a paper's link points: its own (arXiv) page, else an arXiv title search."""
+    return safe_url(url) or f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
+
+
+def _link(title: str, url: str | None) -> str:
+    return f"[{inert(title)}]({paper_href(title, url)})"
+
+
+def render_answer(answer: Answer) -> str:
+    """The assistant's chat message for a finished answer."""
+    if answer.refused:
+        lines = [f"**No answer found.** {inert(answer.answer)}"]
+        if answer.hits:
+            lines.append("\nClosest papers (see the panel):")
+            lines += [f"- {inert(h.paper.title)}" for h in answer.hits[:5]]
+    elif any(not s.verified for s in answer.sentences):
+        # Rebuilt from the sentences so each unsupported one carries a visible mark.
+        parts = [inert(s.text) + ("" if s.verified else " ⚠️ *unverified*") for s in answer.sentences]
+        lines = [" ".join(parts)]
+    else:
+        lines = [inert(answer.answer)]
+    lines += [f"\n*Note: {inert(note)}*" for note in answer.notes]
+    return "\n".join(lines)
+
+
+def render_sources(answer: Answer) -> str:
+    """The sources panel: every cited paper with link, supporting quote and score."""
+    mode = inert(answer.mode)
+    if answer.refused:
+        lines = [
+            f"### Closest papers\nNothing in them answers the question ({mode} mode); they are the nearest matches."
+        ]
+        for i, hit in enumerate(answer.hits, start=1):
+            lines.append(f"\n**{i}.** {_link(hit.paper.title, hit.paper.url)}  \nsimilarity {hit.similarity:.2f}")
+        return "\n".join(lines)
+    lines = [f"### Sources\nAnswered in {mode} mode."]
+    for c in answer.citations:
+        flag = " · ⚠️ **unverified**" if not c.verified else ""
+        lines.append(f"\n**\\[{c.n}\\]** {_link(c.title, c.url)}  \nrelevance {c.score:.2f}{flag}")
+        if c.quote:
+            lines.append(f"\n> {inert(c.quote)}")
+    unverified = sum(not s.verified for s in answer.sentences)
+    if unverified:
+        lines.append(f"\n⚠️ {unverified} sentence(s) of the answer could not be matched to their cited source.")
+    return "\n".join(lines)
+
+
+def header(engine: Engine) -> str:
+    stats = engine.stats()
+    return (
+        "## paperbot · cited answers from research-paper abstracts\n"
+        f"Answer mode: **{inert(engine.mode_label())}** · Index: **{stats['papers']}** papers, "
+        f"**{stats['chunks']}** chunks from {len(stats['sources'])} source files"
+    )
+
+
+# -- request handling ---------------------------------------------------------
+def _int_or_none(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    return int(value)
+
+
+def _filters(source: str | None, year_from: Any, year_to: Any):
+    from bot.answer import BadQuestion
+    from bot.retrieval import Filters
+
+    try:
+        low, high = _int_or_none(year_from), _int_or_none(year_to)
+    except (TypeError, ValueError):
+        raise BadQuestion("the years must be whole numbers") from None
+    if low and high and low > high:
+        raise BadQuestion(f"the year range {low}–{high} is empty")
+    return Filters(source=source or None, year_from=low, year_to=high)
+
+
+def _k(value: Any) -> int | None:
+    try:
+        return min(max(int(value), 1), 50) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _turns(raw: list[dict] | None) -> list:
+    from bot.answer import Turn
+
+    turns = [Turn(role=str(t.get("role")), content=str(t.get("content"))) for t in raw or [] if isinstance(t, dict)]
+    return [t for t in turns if t.role in ("user", "assistant")][-MAX_TURNS:]
+
+
+def _shown_question(question: str) -> str:
+    if len(question) <= SHOWN_QUESTION_CHARS:
+        return inert(question)
+    return inert(question[:SHOWN_QUESTION_CHARS]) + f"… *({len(question):,} characters)*"
+
+
+class ChatHandlers:
+    """The event handlers, bound to the one shared engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def chat(
+        self,
+        message: str,
+        history: list[dict] | None,
+        turns: list[dict] | None,
+        k: float | None,
+        mode: str | None,
+        source: str | None,
+        year_from: float | None,
+        year_to: float | None,
+    ) -> Iterator[tuple]:
+        """Stream one answer into the chat; outputs: textbox, chatbot, turns, sources panel."""
+        import gradio as gr
+
+        from bot.answer import BadQuestion
+        from bot.schema import Answer
+
+        message = message if isinstance(message, str) else ""
+        history = list(history or [])
+        turns = list(turns or [])
+        if message.strip():
+            history.append({"role": "user", "content": _shown_question(message)})
+        history.append({"role": "assistant", "content": "*Searching the abstracts…*"})
+        yield "", history, turns, gr.skip()
+        started = time.perf_counter()
+        try:
+            filters = _filters(source, year_from, year_to)
+            answer: Answer | None = None
+            text = ""
+            for event in self.engine.stream(message, history=_turns(turns), mode=mode, k=_k(k), filters=filters):
+                if isinstance(event, Answer):
+                    answer = event
+                elif event:
+                    text += event
+                    history[-1] = {"role": "assistant", "content": inert(text)}
+                    yield "", history, turns, gr.skip()
+            if answer is None:
+                raise RuntimeError("the engine finished without an answer")
+        except BadQuestion as exc:
+            history[-1] = {"role": "assistant", "content": f"⚠️ Cannot answer: {inert(str(exc))}."}
+            yield "", history, turns, gr.skip()
+            return
+        except Exception:
+            log.exception("answering failed")
+            history[-1] = {
+                "role": "assistant",
+                "content": "⚠️ Something went wrong while answering (the error is logged on the server). "
+                "Please try again.",
+            }
+            yield "", history, turns, gr.skip()
+            return
+        log.info("answered in %.2fs (%s, refused=%s)", time.perf_counter() - started, answer.mode, answer.refused)
+        history[-1] = {"role": "assistant", "content": render_answer(answer)}
+        turns += [{"role": "user", "content": message}, {"role": "assistant", "content": answer.answer}]
+        yield "", history, turns, render_sources(answer)
+
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        mode: str | None = None,
+        source: str | None = None,
+        year_from: int | None = None,
+        year_to: int | None = None,
+        history: list[dict] | None = None,
+    ) -> dict:
+        """One blocking answer for API clients: the answer as data plus the rendered chat and panel."""
+        import gradio as gr
+
+        from bot.answer import BadQuestion
+
+        try:
+            answer = self.engine.ask(
+                question, history=_turns(history), mode=mode, k=_k(k), filters=_filters(source, year_from, year_to)
+            )
+        except BadQuestion as exc:
+            raise gr.Error(f"Cannot answer: {exc}.", print_exception=False) from None
+        except Exception:
+            log.exception("answering failed")
+            raise gr.Error(
+                "Something went wrong while answering (logged on the server).", print_exception=False
+            ) from None
+        return answer.to_dict() | {"answer_markdown": render_answer(answer), "sources_markdown": render_sources(answer)}
+
+    def new_chat(self) -> tuple:
+        return [], [], SOURCES_PLACEHOLDER, ""
+
+    def summarize(self, topic: str, papers: float | None, mode: str | None, progress: Any = None) -> tuple:
+        """A literature summary as Markdown, plus the same as a downloadable .md file."""
+        import gradio as gr
+
+        from bot.answer import BadQuestion
+        from bot.summarize import summarize
+
+        try:
+            summary = summarize(self.engine, topic, papers=_k(papers), mode=mode or None, progress=progress)
+        except BadQuestion as exc:
+            return f"⚠️ Cannot summarize: {inert(str(exc))}.", gr.update(value=None, visible=False)
+        except Exception:
+            log.exception("summarizing failed")
+            return (
+                "⚠️ Something went wrong while summarizing (the error is logged on the server).",
+                gr.update(value=None, visible=False),
+            )
+        text = summary.to_markdown()
+        slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-")[:60] or "summary"
+        path = Path(tempfile.mkdtemp(prefix="paperbot-summary-")) / f"{slug}.md"
+        path.write_text(text, encoding="utf-8")
+        return inert_markdown_document(text), gr.update(value=str(path), visible=True)
+
+
+def inert_markdown_document(text: str) -> str:
+    """A summary's Markdown with any raw HTML shown as text (its links are checked by the summarizer)."""
+    return "\n".join(html.escape(line, quote=False) for line in text.split("\n"))
+
+
+# -- the app ------------------------------------------------------------------
+def build_app(engine: Engine, settings: Settings | None = None) -> gr.Blocks:
+    """The Gradio Blocks app around ``engine`` (not launched)."""
+    import gradio as gr
+
+    settings = settings or engine.settings
+    handlers = ChatHandlers(engine)
+    stats = engine.stats()
+    years = sorted({p.year for p in engine.manifest.papers if p.year})
+    source_choices = [("All sources", ALL_SOURCES)] + [(name, name) for name in sorted(stats["sources"])]
+
+    with gr.Blocks(title="paperbot", analytics_enabled=False) as demo:
+        gr.Markdown(header(engine), elem_id="header")
+        with gr.Tab("Chat"):
+            turns = gr.State([])
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Conversation",
+                        elem_id="chat",
+                        height=520,
+                        sanitize_html=True,
+                        allow_tags=False,
+                        render_markdown=True,
+                        latex_delimiters=[],
+                        feedback_options=None,
+                        buttons=["copy"],
+                        placeholder="Ask a question about the indexed papers. Answers cite them as [n].",
+                    )
+                    with gr.Row():
+                        question = gr.Textbox(
+                            placeholder="Ask about the papers…",
+                            show_label=False,
+                            lines=1,
+                            scale=5,
+                            elem_id="question",
+                            autofocus=True,
+                        )
+                        ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                        new_chat = gr.Button("New chat", scale=1, elem_id="new-chat")
+                    gr.Examples(examples=[[q] for q in EXAMPLES], inputs=[question], label="Example questions")
+                with gr.Column(scale=2):
+                    sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources", sanitize_html=True)
+            with gr.Accordion("Settings", open=False, elem_id="settings"):
+                with gr.Row():
+                    k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Papers to retrieve (k)")
+                    mode = gr.Radio(
+                        ["auto", "extractive", "llm"],
+                        value=settings.mode,
+                        label="Answer mode",
+                        info="auto: the LLM when one is configured, else extractive (quotes from the abstracts)",
+                    )
+                with gr.Row():
+                    source = gr.Dropdown(source_choices, value=ALL_SOURCES, label="Limit to a source file")
+                    year_info = (
+                        f"{len(years)} of {stats['papers']} papers have a year ({years[0]}–{years[-1]}); "
+                        "a year limit leaves out the others"
+                        if years
+                        else "no paper in the index has a year"
+                    )
+                    year_from = gr.Number(None, label="From year", precision=0, info=year_info, visible=bool(years))
+                    year_to = gr.Number(None, label="To year", precision=0, visible=bool(years))
+
+            chat_inputs = [question, chatbot, turns, k, mode, source, year_from, year_to]
+            chat_outputs = [question, chatbot, turns, sources]
+            gr.on(
+                [question.submit, ask_button.click],
+                handlers.chat,
+                chat_inputs,
+                chat_outputs,
+                api_name="chat",
+                concurrency_id="engine",
+                show_progress="minimal",
+            )
+            new_chat.click(
+                handlers.new_chat,
+                None,
+                [chatbot, turns, sources, question],
+                queue=False,
+                api_visibility="private",
+            )
+
+        with gr.Tab("Summarize", elem_id="summarize-tab"):
+            if _summaries_available():
+                _summarize_tab(gr, handlers, settings)
+            else:
+                gr.Markdown("Summaries are not available in this installation.")
+
+        gr.api(handlers.ask, api_name="ask", concurrency_id="engine")
+    return demo
+
+
+def _summaries_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bot.summarize") is not None
+
+
+def _summarize_tab(gr: Any, handlers: ChatHandlers, settings: Settings) -> None:
+    with gr.Row():
+        topic = gr.Textbox(label="Topic", placeholder="e.g. fast samplers for diffusion models", scale=4)
+        papers = gr.Slider(2, 20, value=8, step=1, label="Papers", scale=2)
+        mode = gr.Radio(["auto", "extractive", "llm"], value=settings.mode, label="Mode", scale=2)
+    run = gr.Button("Summarize", variant="primary")
+    output = gr.Markdown(elem_id="summary", sanitize_html=True)
+    download = gr.DownloadButton("Download .md", visible=False)
+
+    def summarize(topic: str, papers: float, mode: str, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
+        return handlers.summarize(topic, papers, mode, progress=progress)
+
+    run.click(summarize, [topic, papers, mode], [output, download], api_name="summarize", concurrency_id="summary")
+
+
+def parse_auth(auth: str | None) -> tuple[str, str] | None:
+    """``"user:password"`` as Gradio's auth tuple; raises ValueError on any other shape."""
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("PAPERBOT_AUTH must look like user:password")
+    return user, password
+
+
+def launch(
+    settings: Settings | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    engine: Engine | None = None,
+) -> tuple[gr.Blocks, str]:
+    """Build and start the app without blocking; returns it and its local address."""
+    from bot.answer import Engine
+
+    settings = settings or get_settings()
+    auth = parse_auth(settings.auth)
+    engine = engine or Engine(settings, progress=True)
+    demo = build_app(engine, settings)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit)
+    _, url, _ = demo.launch(
+        server_name=host or settings.host,
+        server_port=port or settings.port,
+        auth=auth,
+        share=False,
+        show_error=False,
+        quiet=True,
+        prevent_thread_lock=True,
+    )
+    return demo, url
