@@ -226,11 +226,20 @@ class Engine:
     def retrieve_for(
         self, standalone: str, k: int | None = None, filters: Filters | None = None
     ) -> tuple[list[Hit], np.ndarray, bool]:
-        """Hits, the query vector, and whether the best hit clears the refusal threshold."""
+        """Hits, the query vector, and whether the abstracts are likely to answer it.
+
+        The refusal rule was fitted (logistic regression, evals/questions.jsonl)
+        on the best dense similarity and the share of the question's words the
+        corpus never uses; see evals/README.md.
+        """
         qvec = self.retriever.embed_query(standalone)
         hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
-        relevant = bool(hits) and max(h.similarity for h in hits) >= self.settings.refusal_threshold
-        return hits, qvec, relevant
+        if not hits:
+            return hits, qvec, False
+        needed = self.settings.refusal_threshold + self.settings.refusal_unknown_weight * (
+            self.retriever.unknown_term_share(standalone)
+        )
+        return hits, qvec, max(h.similarity for h in hits) >= needed
 
     def extractive_answer(
         self, question: str, standalone: str, k: int | None = None, filters: Filters | None = None

@@ -71,12 +71,14 @@ class Settings(BaseSettings):
     # Retrieval.
     top_k: int = 5  # papers handed to the answer step
     candidate_k: int = 30  # chunks each retriever contributes before fusion
-    dense_weight: float = 0.6
-    sparse_weight: float = 0.4
+    dense_weight: float = 0.5
+    sparse_weight: float = 0.5
 
     # Answering.
     mode: AnswerMode = "auto"
-    refusal_threshold: float = 0.40  # best dense cosine below this: refuse
+    # Refuse when the best dense cosine < threshold + weight * share of unknown words.
+    refusal_threshold: float = 0.42
+    refusal_unknown_weight: float = 0.6
     answer_sentences: int = 4
     verify_threshold: float = 0.45  # sentence vs. cited chunk cosine (LLM mode)
 

@@ -18,8 +18,15 @@ from bot.config import Settings
 from bot.embedding import MiniLMEmbedding, get_encoder
 from bot.indexing import Manifest, Store, to_node
 from bot.schema import Hit, Paper
+from bot.text import tokens
 
 RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
+QUESTION_STOPWORDS = set(
+    "what which who whom how why when where does do did is are was were the a an of in on for to and or with "
+    "by from that this these those can could would should about any there their its it as be been being into "
+    "than then them they we our you your paper papers work works method methods approach model models use used "
+    "using show shows study studies".split()
+)
 
 
 @dataclass
@@ -111,13 +118,18 @@ class HybridRetriever:
         self.dense = LiveChunksRetriever(vector_index.as_retriever(similarity_top_k=k), set(self.chunk_ids))
         import Stemmer
 
+        self.stemmer = Stemmer.Stemmer("english")
+        self.vocabulary = {
+            stem for p in manifest.papers for stem in self.stemmer.stemWords(tokens(f"{p.title} {p.abstract}"))
+        }
         self.bm25 = BM25Retriever.from_defaults(
-            nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=Stemmer.Stemmer("english"), language="english"
+            nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=self.stemmer, language="english"
         )
         self.fused = QueryFusionRetriever(
             [self.dense, self.bm25],
             llm=MockLLM(),  # only one query: the LLM that would rewrite it is never called
-            mode="reciprocal_rerank",
+            # Min-max scaled score fusion beat reciprocal rank on both eval sets.
+            mode="relative_score",
             num_queries=1,
             use_async=False,
             similarity_top_k=2 * k,
@@ -126,6 +138,19 @@ class HybridRetriever:
 
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
         return {"hybrid": self.fused, "dense": self.dense, "bm25": self.bm25}[kind]
+
+    def unknown_term_share(self, text: str) -> float:
+        """Share of the query's content words that no indexed abstract uses.
+
+        A question about something the corpus never mentions ("LoRA", "Whisper")
+        can still sit close to many abstracts in embedding space; its vocabulary
+        gives it away.
+        """
+        words = [w for w in tokens(text) if len(w) > 2 and w not in QUESTION_STOPWORDS]
+        if not words:
+            return 0.0
+        stems = self.stemmer.stemWords(words)
+        return sum(s not in self.vocabulary for s in stems) / len(stems)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.encoder.encode([text])[0]
