@@ -40,16 +40,33 @@ SHOWN_QUESTION_CHARS = 600  # a pasted 100 kB question is not echoed in full
 SOURCES_PLACEHOLDER = "### Sources\nThe papers cited by the answer appear here."
 ALL_SOURCES = ""
 
-# Backslash-escaping every Markdown punctuation mark leaves the text as typed;
-# <, > and & become entities instead, so no tag (or `javascript:` link) survives.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:@])")
+# Markdown that could make markup: escaped with a backslash (any line-start
+# block marker too); <, > and & become entities, so no tag or autolink survives.
+# Citation markers like [2] or [1, 3] stay as typed: with every other bracket
+# escaped there can be no link definition for them to point to.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
+_LINE_START = re.compile(r"^([ \t]*)(?:([#>+=-])|(\d+)([.)]))", re.M)
+_MARKER = re.compile(r"\[\d{1,3}(?:,\s*\d{1,3})*\](?![(\[:])")
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`]+$", re.I)
 
 
 # -- rendering (pure functions, shared by the UI and the API) -----------------
+def _escape(text: str) -> str:
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _LINE_START.sub(
+        lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"), text
+    )
+    return html.escape(text, quote=False)
+
+
 def inert(text: str) -> str:
     """``text`` as Markdown that renders literally: no markup, links or HTML."""
-    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", text), quote=False)
+    out, last = [], 0
+    for match in _MARKER.finditer(text):
+        out += [_escape(text[last : match.start()]), match.group(0)]
+        last = match.end()
+    out.append(_escape(text[last:]))
+    return "".join(out)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -359,6 +376,10 @@ def build_app(engine: Engine, settings: Settings | None = None) -> gr.Blocks:
                 [chatbot, turns, sources, question],
                 queue=False,
                 api_visibility="private",
+            )
+            # The chatbot's own trash button empties the conversation; forget it too.
+            chatbot.clear(
+                lambda: ([], SOURCES_PLACEHOLDER), None, [turns, sources], queue=False, api_visibility="private"
             )
 
         with gr.Tab("Summarize", elem_id="summarize-tab"):

@@ -215,6 +215,7 @@ def chat(
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
     try:
         demo, url = launch(settings, host=host, port=port)
     except OSError as exc:  # the port is taken or the address cannot be bound
