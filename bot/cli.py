@@ -224,6 +224,49 @@ def chat(
     demo.block_thread()
 
 
+@app.command("summarize")
+def summarize_cmd(
+    topic: Annotated[str, typer.Argument(help="The topic to summarize.")],
+    papers: Annotated[
+        int | None, typer.Option("--papers", min=2, max=60, help="Most papers to include [default: 20].")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="auto, extractive or llm.")] = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the Markdown to this file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")] = False,
+) -> None:
+    """A themed overview of TOPIC from the indexed papers, with numbered references."""
+    from tqdm import tqdm
+
+    from bot.answer import check_question
+    from bot.summarize import output_problem, summarize
+
+    topic = check_question(topic)
+    if out is not None and (problem := output_problem(out)):
+        raise CliError(problem)  # before the run, not after minutes of work
+    engine = _engine()
+    bar = tqdm(total=100, file=sys.stderr, disable=None, leave=False, bar_format="{desc} {percentage:3.0f}%|{bar}|")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.set_description_str(message)
+        bar.update(max(0, round(fraction * 100) - bar.n))
+
+    try:
+        summary = summarize(engine, topic, papers=papers, mode=mode, progress=progress)
+    finally:
+        bar.close()
+    markdown = summary.to_markdown()
+    if out is not None:
+        try:
+            out.write_text(markdown, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        typer.echo(f"wrote {out}", err=True)
+    if as_json:
+        _print_json(summary.to_dict() | {"seconds": round(summary.seconds, 3)})
+    else:
+        typer.echo(markdown, nl=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes a one-line message and a non-zero exit."""
     from bot.answer import BadQuestion
