@@ -194,7 +194,7 @@ def eval_(
     except EvalError as exc:
         raise CliError(str(exc)) from exc
     if status:
-        raise typer.Exit(status)
+        raise CliError("eval failed: metrics dropped beyond the baseline's tolerance (listed above)")
 
 
 @app.command()

@@ -851,6 +851,4 @@ def run_command(
     echo(f"\nreport: {out / 'report.md'}")
     if update_baseline:
         echo(f"baseline written: {baseline}")
-    elif status:
-        echo("eval: FAILED, metrics dropped beyond the baseline's tolerance (see above)")
     return status

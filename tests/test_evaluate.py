@@ -1,0 +1,257 @@
+"""The eval harness: dataset checks, metrics against LlamaIndex's, reports, the baseline gate, the judge."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from llama_index.core.evaluation import RetrieverEvaluator
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from bot.evaluate import (
+    DatasetError,
+    EvalQuestion,
+    compare,
+    load_dataset,
+    parse_judgement,
+    resolve_gold,
+    run_command,
+    run_eval,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT / "evals" / "questions.jsonl"
+
+
+def _subset(counts: dict[str, int]) -> list[dict]:
+    """The first questions of each type from the shipped dev set."""
+    rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+    picked: list[dict] = []
+    for kind, n in counts.items():
+        picked += [r for r in rows if r["type"] == kind][:n]
+    return picked
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+GOOD = {"id": "a", "question": "What is grokking?", "type": "lookup", "gold": ["2506.03719"], "reference_answer": ""}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "b", "question": "x?", "type": "lookup", "gold": ["T"]', "not valid JSON"),
+        ('["not", "an", "object"]', "expected a JSON object"),
+        ('{"id": "b", "question": "Why?", "type": "lookup"}', "missing field(s) gold"),
+        ('{"id": "b", "question": "Why?", "type": "lookup", "gold": "A title"}', "'gold' must be a list"),
+        ('{"id": "b", "question": "Why?", "type": "unanswerable", "gold": ["A"]}', "empty 'gold'"),
+        ('{"id": "b", "question": "Why?", "type": "multi", "gold": []}', "'gold' is empty"),
+        ('{"id": "b", "question": "", "type": "lookup", "gold": ["A"]}', "'question' must be"),
+        ('{"id": "a", "question": "Again?", "type": "lookup", "gold": ["A"]}', "already used on line 1"),
+    ],
+)
+def test_malformed_line_is_reported_with_its_number(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert f"{path} line 3:" in str(info.value)
+    assert message in str(info.value)
+
+
+def test_cli_names_the_bad_line_and_exits_nonzero(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + '{"id": "b", "question": ' + "\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "eval", "--dataset", str(path), "--out", str(tmp_path / "run")],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"paperbot: error: {path} line 2: not valid JSON")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_gold_matching_titles_and_arxiv_ids(engine) -> None:
+    papers = engine.manifest.papers
+    titled = next(p for p in papers if not p.title_inferred)
+    with_id = next(p for p in papers if p.arxiv_id)
+    questions = [
+        # Case, spacing and punctuation do not matter for titles; "arXiv:" and versions do not for ids.
+        EvalQuestion("t", "q?", "lookup", [f"  {titled.title.upper()}!"], "", 1),
+        EvalQuestion("i", "q?", "lookup", [f"arXiv:{with_id.arxiv_id}v2"], "", 2),
+        EvalQuestion("u", "q?", "unanswerable", [], "", 3),
+    ]
+    assert resolve_gold(questions, papers, "set.jsonl") == {"t": [titled.paper_id], "i": [with_id.paper_id], "u": []}
+    questions.append(EvalQuestion("x", "q?", "multi", [titled.title, "A Paper Nobody Wrote"], "", 7))
+    with pytest.raises(DatasetError, match=r"set.jsonl line 7 \(x\): gold 'A Paper Nobody Wrote' matches no indexed"):
+        resolve_gold(questions, papers, "set.jsonl")
+
+
+class RankedPapers(BaseRetriever):
+    """The engine's paper ranking as LlamaIndex nodes whose ids are paper ids."""
+
+    def __init__(self, engine, k: int, kind: str) -> None:
+        super().__init__()
+        self.engine, self.k, self.kind = engine, k, kind
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = self.engine.search(query_bundle.query_str, k=self.k, kind=self.kind)
+        return [NodeWithScore(node=TextNode(id_=h.paper.paper_id, text=h.chunk_text), score=h.score) for h in hits]
+
+
+def test_hit_rate_mrr_and_ndcg_equal_llamaindex_retriever_evaluator(engine) -> None:
+    kind = "hybrid"
+    rows = _subset({"multi": 4, "lookup": 2, "detail": 2})
+    questions = [EvalQuestion(r["id"], r["question"], r["type"], r["gold"], "", i) for i, r in enumerate(rows, 1)]
+    gold = resolve_gold(questions, engine.manifest.papers, "subset")
+    results = run_eval(engine, questions, gold, mode="extractive", retriever=kind, progress=False)
+    evaluators = {
+        k: RetrieverEvaluator.from_metric_names(["hit_rate", "mrr", "ndcg"], retriever=RankedPapers(engine, k, kind))
+        for k in (1, 5, 10)
+    }
+    mrr_values = []
+    for q, record in zip(questions, results["questions"], strict=True):
+        assert len(record["retrieved"]) == 10
+        theirs = {
+            k: ev.evaluate(query=q.question, expected_ids=gold[q.id]).metric_vals_dict for k, ev in evaluators.items()
+        }
+        ours = record["metrics"]
+        assert ours["hit@1"] == theirs[1]["hit_rate"]
+        assert ours["hit@5"] == theirs[5]["hit_rate"]
+        assert ours["mrr@10"] == pytest.approx(theirs[10]["mrr"])
+        assert ours["ndcg@10"] == pytest.approx(theirs[10]["ndcg"])
+        mrr_values.append(ours["mrr@10"])
+    # The group metric is the mean of the per-question values LlamaIndex agreed with.
+    assert results["metrics"]["all"]["mrr@10"] == pytest.approx(sum(mrr_values) / len(mrr_values))
+    # Not a trivial agreement on perfect rankings: multi questions have gold papers below rank 1.
+    assert any(r["metrics"]["recall@5"] < 1 or r["metrics"]["mrr@10"] < 1 for r in results["questions"])
+
+
+def test_gate_passes_on_itself_and_fails_when_retrieval_is_weakened(
+    engine, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    dataset = _write(tmp_path / "small.jsonl", _subset({"lookup": 2, "detail": 2, "multi": 3, "unanswerable": 1}))
+    baseline = tmp_path / "baseline.json"
+    runs = tmp_path / "runs"
+
+    # A baseline made from this engine, then a normal run against it.
+    status = run_command(
+        lambda: engine, dataset, mode="extractive", baseline=baseline, out=runs / "1", update_baseline=True
+    )
+    assert status == 0
+    saved = json.loads(baseline.read_text())
+    assert saved["tolerance"]["latency_p50_ms"] is None
+    assert saved["metrics"]["all"]["questions"] == 8
+    lines: list[str] = []
+    status = run_command(
+        lambda: engine, dataset, mode="extractive", baseline=baseline, out=runs / "2", echo=lines.append
+    )
+    assert status == 0, "\n".join(lines)
+    assert json.loads((runs / "2" / "results.json").read_text())["comparison"]["regressions"] == []
+
+    # The real command with one paper per question: recall drops and the gate fails.
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "eval", "--dataset", str(dataset), "--mode", "extractive"]
+        + ["--baseline", str(baseline), "--out", str(runs / "weak"), "-k", "1"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    results = json.loads((runs / "weak" / "results.json").read_text())
+    regressed = {(e["group"], e["metric"]) for e in results["comparison"]["regressions"]}
+    assert ("all", "recall@5") in regressed
+    assert "all / recall@5:" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("paperbot: error: eval failed: metrics dropped")
+    assert "regression(s)" in (runs / "weak" / "report.md").read_text()
+
+
+def test_run_writes_results_report_and_chart(engine, tmp_path: Path) -> None:
+    rows = _subset({"lookup": 1, "multi": 1, "unanswerable": 1})
+    rows[0] = rows[0] | {"type": "custom"}  # any type name works
+    dataset = _write(tmp_path / "mini.jsonl", rows)
+    lines: list[str] = []
+    for name in ("a", "b"):
+        assert run_command(lambda: engine, dataset, mode="extractive", out=tmp_path / name, echo=lines.append) == 0
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert set(results["metrics"]) == {"all", "custom", "multi", "unanswerable"}
+    record = results["questions"][0]
+    assert record["retrieved"][0]["rank"] == 1 and record["cited"]
+    assert {"paper_id", "title", "gold"} <= set(record["cited"][0])
+    # Extractive sentences are quotes of the cited abstracts.
+    assert results["metrics"]["all"]["groundedness"] == 1.0
+    assert results["metrics"]["unanswerable"]["hit@5"] is None
+    assert results["judge"] is None  # no LLM configured
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "| metric | custom | multi | unanswerable | all |" in report
+    assert "](metrics_over_runs.png)" in report
+    assert (tmp_path / "b" / "metrics_over_runs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_uses_direction_and_tolerances_and_ignores_latency() -> None:
+    baseline = {
+        "tolerance": {"default": 0.02, "by_type": 0.1, "latency_p50_ms": None, "all/groundedness": 0.5},
+        "metrics": {
+            "all": {"hit@5": 0.8, "false_refusal": 0.1, "latency_p50_ms": 100.0, "groundedness": 0.9, "mrr@10": 0.7},
+            "multi": {"hit@5": 0.8, "answer_f1": 0.4},
+        },
+    }
+    current = {
+        "all": {"hit@5": 0.79, "false_refusal": 0.2, "latency_p50_ms": 900.0, "groundedness": 0.5, "mrr@10": 0.8},
+        "multi": {"hit@5": 0.6, "answer_f1": 0.0},
+    }
+    result = compare(current, baseline)
+    regressed = {(e["group"], e["metric"]) for e in result["regressions"]}
+    # hit@5 within 0.02; a higher false-refusal rate is worse; groundedness has its own tolerance;
+    # per-type answer F1 is not gated; latency never is.
+    assert regressed == {("all", "false_refusal"), ("multi", "hit@5")}
+    assert [(e["group"], e["metric"]) for e in result["improvements"]] == [("all", "mrr@10")]
+    # A gated metric the run no longer produces is a regression too.
+    del current["multi"]
+    assert ("multi", "hit@5") in {(e["group"], e["metric"]) for e in compare(current, baseline)["regressions"]}
+
+
+def test_parse_judgement() -> None:
+    assert parse_judgement("correctness: 5\nfaithfulness: yes") == {"correctness": 1.0, "faithfulness": 1.0}
+    assert parse_judgement('{"correctness": 2, "faithfulness": "no"}') == {"correctness": 0.25, "faithfulness": 0.0}
+    assert parse_judgement("correctness: 9\nfaithfulness: yes") is None
+    assert parse_judgement("I think it is fine.") is None
+
+
+def test_llm_judge_scores_are_reported_apart(engine, tmp_path: Path) -> None:
+    from bot.answer import Engine
+    from tests.fakeopenai import FakeOpenAI, Reply
+
+    fake = FakeOpenAI().start()
+    try:
+        settings = engine.settings.model_copy(update={"openai_base_url": fake.url, "llm_max_retries": 0})
+        judged_engine = Engine(settings, store=engine.store)
+        rows = _subset({"lookup": 2, "unanswerable": 1})
+        questions = [EvalQuestion(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
+        gold = resolve_gold(questions, engine.manifest.papers, "subset")
+        fake.play(Reply(text="correctness: 4\nfaithfulness: yes"), Reply(text="Looks good to me."))
+        results = run_eval(judged_engine, questions, gold, mode="extractive", progress=False)
+    finally:
+        fake.stop()
+    # Refusals are not sent to the judge: two answers, two requests.
+    assert len(fake.requests) == 2
+    prompt = fake.requests[0]["messages"][-1]["content"]
+    assert questions[0].question in prompt and rows[0]["reference_answer"] in prompt
+    cited = results["questions"][0]["cited"][0]["paper_id"]
+    assert engine.retriever.papers[cited].abstract[:200] in prompt
+    judge = results["judge"]
+    assert judge["metrics"]["all"] == {"judged": 1.0, "judge_correctness": 0.75, "judge_faithfulness": 1.0}
+    assert judge["errors"] == [f"{rows[1]['id']}: reply not in the expected form"]
+    assert not any(key.startswith("judge") for key in results["metrics"]["all"])
