@@ -115,6 +115,7 @@ def ask(
     engine = _engine()
     answer: Answer | None = None
     streamed = False
+    shown: list[str] = []
     started = time.perf_counter()
     for event in engine.stream(question, mode=mode, k=k):
         if isinstance(event, Answer):
@@ -123,6 +124,7 @@ def ask(
             # Tokens go out as they arrive; the verified text follows the stream.
             sys.stdout.write(event)
             sys.stdout.flush()
+            shown.append(event)
             streamed = True
     assert answer is not None
     if as_json:
@@ -132,8 +134,13 @@ def ask(
         typer.echo("\n")
     for note in answer.notes:
         typer.echo(f"note: {note}")
-    if not streamed or answer.refused or answer.notes:
-        typer.echo(_wrap(answer.answer))
+    # Verification renumbers and drops markers, and a fallback replaces the text:
+    # then the checked answer is printed so it matches the sources listed below.
+    if not streamed or " ".join(answer.answer.split()) != " ".join("".join(shown).split()):
+        typer.echo(("Checked answer:\n" if streamed else "") + _wrap(answer.answer))
+    unverified = sum(not s.verified for s in answer.sentences)
+    if answer.mode == "llm" and unverified:
+        typer.echo(f"\n{unverified} of {len(answer.sentences)} sentences are not supported by a cited source.")
     if answer.refused:
         typer.echo("\nClosest papers:")
         for hit in answer.hits:
