@@ -706,7 +706,7 @@ def render_report(results: dict[str, Any], chart: str | None) -> str:
             for title, pid in zip(record["gold"], record["gold_ids"], strict=False):
                 where = f"rank {ranks[pid]}" if pid in ranks else f"not in the top {len(record['retrieved'])}"
                 lines.append(f"- gold: {title} ({where})")
-        lines.append("- retrieved instead: " if record["gold"] else "- retrieved:")
+        lines.append("- retrieved instead:" if record["gold"] else "- retrieved:")
         for r in record["retrieved"][:5]:
             mark = " (gold)" if r["gold"] else ""
             lines.append(f"  {r['rank']}. {r['title']}{mark} (cosine {r['similarity']:.2f})")

@@ -17,3 +17,5 @@ python3 -m venv .venv
 ruff check bot tests
 ruff format --check bot tests
 python -m pytest -q -ra
+# The answer-quality gate: exits 1 and lists the metrics that dropped below evals/baseline.json.
+paperbot eval --mode extractive --baseline evals/baseline.json --out artifacts/eval
