@@ -216,7 +216,8 @@ def describe_failure(exc: BaseException, settings: Settings) -> str:
         reason = f"cannot connect to {base}"
     elif isinstance(exc, openai.APIStatusError):
         detail = _error_message(exc)
-        reason = f"HTTP {exc.status_code} from the server" + (f": {detail}" if detail else "")
+        retried = f" after {settings.llm_max_retries} retries" if exc.status_code >= 500 else ""
+        reason = f"HTTP {exc.status_code} from the server{retried}" + (f": {detail}" if detail else "")
     elif isinstance(exc, openai.APIError):
         reason = f"the server sent an error: {_error_message(exc)}"
     else:

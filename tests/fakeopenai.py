@@ -48,7 +48,8 @@ class FakeOpenAI:
 
     def stop(self) -> None:
         self._release.set()
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     def play(self, *replies: Reply, default: Reply | None = None) -> None:
