@@ -80,6 +80,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("citation_precision", "citation precision", gate_by_type=True),
     Metric("citation_recall", "citation recall", gate_by_type=True),
     Metric("dangling_markers", "dangling markers / answer", higher_is_better=False),
+    # LLM mode strips markers that point nowhere before showing the answer; this counts them.
+    Metric("dangling_removed", "dangling markers removed / answer", higher_is_better=False, gate=False),
     Metric("sources_cited", "share of sources cited"),
     Metric("refusal_accuracy", "refusal accuracy (unanswerable)", gate_by_type=True),
     Metric("false_refusal", "false refusals (answerable)", higher_is_better=False, gate_by_type=True),
@@ -333,6 +335,7 @@ def score_question(
     if not answer.refused:
         markers = markers_in(answer.answer)
         values["dangling_markers"] = float(sum(1 for n in markers if n not in numbers))
+        values["dangling_removed"] = float(answer.dangling_removed)
         if numbers:
             values["sources_cited"] = len(set(markers) & set(numbers)) / len(numbers)
         sentences = answer_sentences(answer)
@@ -803,9 +806,9 @@ def run_command(
     engine = engine_factory()
     gold = resolve_gold(questions, engine.manifest.papers, dataset)
     results = run_eval(engine, questions, gold, mode=mode, retriever=retriever, k=k, judge=judge, progress=True)
-    results["meta"].update(
-        dataset=str(dataset), dataset_name=Path(dataset).name, dataset_sha256=dataset_digest(dataset)
-    )
+    shown = Path(dataset).resolve()
+    shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
+    results["meta"].update(dataset=str(shown), dataset_name=shown.name, dataset_sha256=dataset_digest(dataset))
     status = 0
     if old is not None:
         comparison = compare(results["metrics"], old)
