@@ -103,20 +103,19 @@ def render_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def render_sources(answer: Answer) -> str:
+def render_sources(answer: Answer, seconds: float | None = None) -> str:
     """The sources panel: every cited paper with link, supporting quote and score."""
-    mode = inert(answer.mode)
+    question = answer.question if len(answer.question) <= 200 else answer.question[:200] + "…"
+    about = f"For “{inert(question)}” · {inert(answer.mode)} mode" + (f" · {seconds:.1f} s" if seconds else "")
     if answer.refused:
-        lines = [
-            f"### Closest papers\nNothing in them answers the question ({mode} mode); they are the nearest matches."
-        ]
+        lines = [f"### Closest papers\n{about}\n\nNothing in them answers the question; they are the nearest matches."]
         for i, hit in enumerate(answer.hits, start=1):
             lines.append(f"\n**{i}.** {_link(hit.paper.title, hit.paper.url)}  \nsimilarity {hit.similarity:.2f}")
         return "\n".join(lines)
-    lines = [f"### Sources\nAnswered in {mode} mode."]
+    lines = [f"### Sources\n{about}"]
     for c in answer.citations:
         flag = " · ⚠️ **unverified**" if not c.verified else ""
-        lines.append(f"\n**\\[{c.n}\\]** {_link(c.title, c.url)}  \nrelevance {c.score:.2f}{flag}")
+        lines.append(f"\n**[{c.n}]** {_link(c.title, c.url)}  \nrelevance {c.score:.2f}{flag}")
         if c.quote:
             lines.append(f"\n> {inert(c.quote)}")
     unverified = sum(not s.verified for s in answer.sentences)
@@ -231,10 +230,11 @@ class ChatHandlers:
             }
             yield "", history, turns, gr.skip()
             return
-        log.info("answered in %.2fs (%s, refused=%s)", time.perf_counter() - started, answer.mode, answer.refused)
+        seconds = time.perf_counter() - started
+        log.info("answered in %.2fs (%s, refused=%s)", seconds, answer.mode, answer.refused)
         history[-1] = {"role": "assistant", "content": render_answer(answer)}
         turns += [{"role": "user", "content": message}, {"role": "assistant", "content": answer.answer}]
-        yield "", history, turns, render_sources(answer)
+        yield "", history, turns, render_sources(answer, seconds)
 
     def ask(
         self,
@@ -268,32 +268,48 @@ class ChatHandlers:
         return [], [], SOURCES_PLACEHOLDER, ""
 
     def summarize(self, topic: str, papers: float | None, mode: str | None, progress: Any = None) -> tuple:
-        """A literature summary as Markdown, plus the same as a downloadable .md file."""
+        """A literature summary for the page, plus the same as a downloadable .md file."""
         import gradio as gr
 
         from bot.answer import BadQuestion
         from bot.summarize import summarize
 
+        hidden = gr.update(value=None, visible=False)
         try:
-            summary = summarize(self.engine, topic, papers=_k(papers), mode=mode or None, progress=progress)
+            summary = summarize(self.engine, topic, papers=_k_summary(papers), mode=mode or None, progress=progress)
         except BadQuestion as exc:
-            return f"⚠️ Cannot summarize: {inert(str(exc))}.", gr.update(value=None, visible=False)
+            return f"⚠️ Cannot summarize: {inert(str(exc))}.", hidden
         except Exception:
             log.exception("summarizing failed")
-            return (
-                "⚠️ Something went wrong while summarizing (the error is logged on the server).",
-                gr.update(value=None, visible=False),
-            )
-        text = summary.to_markdown()
-        slug = re.sub(r"[^a-z0-9]+", "-", topic.lower()).strip("-")[:60] or "summary"
-        path = Path(tempfile.mkdtemp(prefix="paperbot-summary-")) / f"{slug}.md"
-        path.write_text(text, encoding="utf-8")
-        return inert_markdown_document(text), gr.update(value=str(path), visible=True)
+            return "⚠️ Something went wrong while summarizing (the error is logged on the server).", hidden
+        slug = re.sub(r"[^a-z0-9]+", "-", summary.topic.lower()).strip("-")[:60] or "summary"
+        path = Path(tempfile.mkdtemp(prefix="paperbot-summary-")) / f"summary-{slug}.md"
+        path.write_text(summary.to_markdown(), encoding="utf-8")
+        return render_summary(summary), gr.update(value=str(path), visible=True)
 
 
-def inert_markdown_document(text: str) -> str:
-    """A summary's Markdown with any raw HTML shown as text (its links are checked by the summarizer)."""
-    return "\n".join(html.escape(line, quote=False) for line in text.split("\n"))
+def _k_summary(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def render_summary(summary: Any) -> str:
+    """A :class:`bot.summarize.Summary` for the page; every text from the corpus made inert."""
+    lines = [f"### Literature summary: {inert(summary.topic)}"]
+    if not summary.covered:
+        lines += [f"\n{inert(note)}" for note in summary.notes] or ["\nThe indexed papers do not cover this topic."]
+        return "\n".join(lines)
+    themes = "theme" if len(summary.themes) == 1 else "themes"
+    lines.append(f"*{len(summary.references)} papers in {len(summary.themes)} {themes} ({inert(summary.mode)} mode).*")
+    for i, theme in enumerate(summary.themes, start=1):
+        lines += [f"\n#### {i}. {inert(theme.name)}", inert(theme.text)]
+    lines.append("\n#### References")
+    for ref in summary.references:
+        lines.append(f"\n**[{ref.n}]** {_link(ref.title, ref.url)}")
+    lines += [f"\n*Note: {inert(note)}*" for note in summary.notes]
+    return "\n".join(lines)
 
 
 # -- the app ------------------------------------------------------------------
@@ -330,12 +346,12 @@ def build_app(engine: Engine, settings: Settings | None = None) -> gr.Blocks:
                             placeholder="Ask about the papers…",
                             show_label=False,
                             lines=1,
-                            scale=5,
+                            scale=6,
                             elem_id="question",
                             autofocus=True,
                         )
-                        ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                        new_chat = gr.Button("New chat", scale=1, elem_id="new-chat")
+                        ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="ask")
+                        new_chat = gr.Button("New chat", scale=1, min_width=90, elem_id="new-chat")
                     gr.Examples(examples=[[q] for q in EXAMPLES], inputs=[question], label="Example questions")
                 with gr.Column(scale=2):
                     sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources", sanitize_html=True)
@@ -399,18 +415,30 @@ def _summaries_available() -> bool:
 
 
 def _summarize_tab(gr: Any, handlers: ChatHandlers, settings: Settings) -> None:
+    from bot.summarize import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS
+
     with gr.Row():
-        topic = gr.Textbox(label="Topic", placeholder="e.g. fast samplers for diffusion models", scale=4)
-        papers = gr.Slider(2, 20, value=8, step=1, label="Papers", scale=2)
+        topic = gr.Textbox(
+            label="Topic", placeholder="e.g. fast samplers for diffusion models", scale=4, elem_id="topic"
+        )
+        papers = gr.Slider(MIN_PAPERS, MAX_PAPERS, value=DEFAULT_PAPERS, step=1, label="Papers at most", scale=2)
         mode = gr.Radio(["auto", "extractive", "llm"], value=settings.mode, label="Mode", scale=2)
-    run = gr.Button("Summarize", variant="primary")
+    run = gr.Button("Summarize", variant="primary", elem_id="summarize")
     output = gr.Markdown(elem_id="summary", sanitize_html=True)
-    download = gr.DownloadButton("Download .md", visible=False)
+    download = gr.DownloadButton("Download .md", visible=False, elem_id="download-summary")
 
     def summarize(topic: str, papers: float, mode: str, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         return handlers.summarize(topic, papers, mode, progress=progress)
 
-    run.click(summarize, [topic, papers, mode], [output, download], api_name="summarize", concurrency_id="summary")
+    gr.on(
+        [run.click, topic.submit],
+        summarize,
+        [topic, papers, mode],
+        [output, download],
+        api_name="summarize",
+        concurrency_id="summary",
+        concurrency_limit=2,
+    )
 
 
 def parse_auth(auth: str | None) -> tuple[str, str] | None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,3 +51,90 @@ def engine(settings):
     from bot.answer import Engine
 
     return Engine(settings, progress=False)
+
+
+# -- the chat web app (tests/test_app.py, tests/test_browser.py) ----------------
+# A hostile entry: markup in the title and abstract must reach the page as text.
+XSS_PROBE = {
+    "title": "<script>alert(1)</script> XSS probe <img src=x onerror=alert(2)>",
+    "abstract": (
+        "We study marmalade lattice telepathy, a made-up phenomenon in which citrus preserves on a hexagonal "
+        "lattice synchronise their crystallisation <script>alert(4)</script> as described on "
+        "[the probe page](javascript:alert(3)). Our marmalade lattice telepathy benchmark shows that jars on a "
+        "hexagonal grid crystallise within minutes of each other <img src=x onerror=alert(6)> "
+        '<a href="javascript:alert(5)">see here</a>.'
+    ),
+}
+XSS_QUESTION = "What is marmalade lattice telepathy? <img src=x onerror=alert(7)>"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def xss_env(engine, cli_env, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """cli_env for a copy of the session index plus :data:`XSS_PROBE` (only its one chunk is embedded)."""
+    base = tmp_path_factory.mktemp("xss")
+    shutil.copytree(cli_env["PAPERBOT_STORE_DIR"], base / "store")
+    probe = base / "xss_probe.jsonl"
+    probe.write_text(json.dumps(XSS_PROBE) + "\n", encoding="utf-8")
+    env = dict(cli_env, PAPERBOT_STORE_DIR=str(base / "store"))
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "index", str(probe), "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    return env
+
+
+@dataclass
+class ChatServer:
+    url: str
+    log: Path
+    proc: subprocess.Popen
+
+
+@pytest.fixture(scope="session")
+def chat_server(xss_env, tmp_path_factory: pytest.TempPathFactory):
+    """`paperbot chat` in its own process on a free port, serving the XSS-probed index."""
+    log = tmp_path_factory.mktemp("chat") / "server.log"
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "chat", "--port", str(port)],
+            env=xss_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 300
+    while "serving on" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"paperbot chat did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    line = next(ln for ln in log.read_text().splitlines() if "serving on" in ln)
+    yield ChatServer(url=line.split("serving on ", 1)[1].split()[0], log=log, proc=proc)
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def write_report_section(name: str, text: str) -> Path:
+    """Replace section ``name`` of evals/ui_load_report.md (the UI's measured latencies)."""
+    path = ROOT / "evals" / "ui_load_report.md"
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    current = path.read_text(encoding="utf-8") if path.exists() else "# Chat UI: latency under load\n"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    if begin in current and end in current:
+        current = current[: current.index(begin)] + block + current[current.index(end) + len(end) :]
+    else:
+        current = current.rstrip() + "\n\n" + block + "\n"
+    path.write_text(current, encoding="utf-8")
+    return path
