@@ -22,7 +22,7 @@ import numpy as np
 
 from bot.answer import Engine, check_question
 from bot.schema import Hit, Paper
-from bot.text import markers_in, split_sentences, strip_markers, tokens, with_marker
+from bot.text import markers_in, split_sentences, strip_markers, token_f1, tokens, with_marker
 
 log = logging.getLogger(__name__)
 
@@ -434,6 +434,25 @@ def keep_resolvable(text: str, allowed: set[int]) -> tuple[str, int]:
     return re.sub(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]", rewrite, text).strip(), dropped
 
 
+def _grounded(engine: Engine, text: str, paper: Paper) -> bool:
+    """The model's one-line claim says something the abstract says (and is not just the title)."""
+    sentences = claim_candidates(paper)
+    vectors = engine.retriever.encoder.encode([text, *sentences])
+    support = float((vectors[1:] @ vectors[0]).max())
+    return support >= engine.settings.verify_threshold and token_f1(text, paper.title) < 0.8
+
+
+def _markers_after(text: str) -> str:
+    """Small models copy the prompt's "[n] Title: claim" layout; put each marker after its text."""
+    if not re.match(r"^\s*\[\d+\]", text):
+        return text
+    parts = re.split(r"\[(\d+)\]", text)
+    out = [
+        f"{body.strip().rstrip('.')} [{n}]." for n, body in zip(parts[1::2], parts[2::2], strict=True) if body.strip()
+    ]
+    return " ".join(out)
+
+
 def _llm_theme(
     engine: Engine, topic: str, group: list[Candidate], claims: dict[str, str], llm
 ) -> tuple[str | None, str, list[Hit]]:
@@ -450,9 +469,10 @@ def _llm_theme(
         prompt = fill(map_template, topic=topic, title=paper.title, abstract=" ".join(paper.abstract.split()))
         reply = llm.chat([ChatMessage(role="user", content=prompt)])
         text = " ".join(strip_markers(reply.message.content or "").split())
-        # A one-sentence claim; an empty or rambling reply falls back to the paper's own sentence.
         first = split_sentences(text)[0] if text else ""
-        mapped.append(first if 20 <= len(first) <= 400 else claims[paper.paper_id])
+        # An empty, rambling, off-paper or title-only reply gives way to the paper's own claim sentence.
+        ok = 20 <= len(first) <= 400 and _grounded(engine, first, paper)
+        mapped.append(first if ok else claims[paper.paper_id])
     lines = "\n".join(
         f"[{n}] {c.hit.paper.title}: {m}" for n, (c, m) in enumerate(zip(group, mapped, strict=True), start=1)
     )
@@ -463,15 +483,17 @@ def _llm_theme(
     if match:
         name = strip_markers(match.group(1)).strip(" *#.\"'")[:80] or None
         reply = "\n".join(reply.splitlines()[1:]).strip()
+    reply = _markers_after(" ".join(reply.split()))
     if not any(ch.isalpha() for ch in strip_markers(reply)):
         raise ValueError("the model wrote no paragraph")
+    # As in chat: dangling numbers go, and each sentence must be backed by the papers it cites.
     checked = verify(reply, [c.hit for c in group], settings.verify_threshold)
-    if not checked.citations:
-        raise ValueError("the model's paragraph cites none of the papers")
+    kept = [s for s in checked.sentences if s.verified and s.citations]
+    if not kept or len(kept) < len(checked.sentences) / 2:
+        raise ValueError(f"only {len(kept)} of {len(checked.sentences)} sentences are backed by the papers they cite")
     by_id = {c.hit.paper.paper_id: c.hit for c in group}
     cited = [by_id[c.paper_id] for c in checked.citations]
-    text = " ".join(s.text for s in checked.sentences if s.verified) or checked.text
-    return name, text, cited
+    return name, " ".join(s.text for s in kept), cited
 
 
 def _renumber_local(text: str, local: list[Hit], number: _Numbering) -> str:
