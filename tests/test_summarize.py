@@ -151,8 +151,12 @@ def test_llm_map_reduce_paragraph_with_verified_citations(llm_engine, fake):
     # The model cites papers 2 and 1 (and a paper 9 that does not exist); 3 and 4 it leaves out.
     reduce = Reply(text=f"Theme: Federated learning\n{_claim(papers[1])} [2, 9]. {_claim(papers[0])} [1].")
     fake.play(*maps, reduce)
-    summary = summarize(llm_engine, FEDERATED, papers=4, mode="llm")
+    steps: list[tuple[float, str]] = []
+    summary = summarize(llm_engine, FEDERATED, papers=4, mode="llm", progress=lambda f, m: steps.append((f, m)))
     assert summary.mode == "llm" and not any("failed" in note for note in summary.notes), summary.notes
+    # Progress moves forward through each model call, not just per theme.
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps) and steps[-1][0] == 1.0
+    assert any("paper 4 of 4" in m for _, m in steps) and any("summarizing" in m for _, m in steps)
     (theme,) = summary.themes
     assert theme.name == "Federated learning"
     assert [r.paper_id for r in summary.references] == [papers[i].paper_id for i in (1, 0, 2, 3)]
