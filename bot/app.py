@@ -33,7 +33,7 @@ EXAMPLES = [
     "Is the boundary between trainable and untrainable hyperparameters fractal?",
     "How can diffusion models be sampled in around 10 steps?",
     "Do neural networks prefer simple, low-complexity data?",
-    "What are the limitations of these methods?",
+    "How can atomic layer deposition reduce multipacting in RF cavities?",
 ]
 MAX_TURNS = 8  # earlier turns rarely help a follow-up and only cost time
 SHOWN_QUESTION_CHARS = 600  # a pasted 100 kB question is not echoed in full
@@ -106,7 +106,9 @@ def render_answer(answer: Answer) -> str:
 def render_sources(answer: Answer, seconds: float | None = None) -> str:
     """The sources panel: every cited paper with link, supporting quote and score."""
     question = answer.question if len(answer.question) <= 200 else answer.question[:200] + "…"
-    about = f"For “{inert(question)}” · {inert(answer.mode)} mode" + (f" · {seconds:.1f} s" if seconds else "")
+    about = f"For “{inert(question)}” · {inert(answer.mode)} mode" + (
+        f" · {seconds:.2f} s" if seconds is not None else ""
+    )
     if answer.refused:
         lines = [f"### Closest papers\n{about}\n\nNothing in them answers the question; they are the nearest matches."]
         for i, hit in enumerate(answer.hits, start=1):
@@ -350,8 +352,8 @@ def build_app(engine: Engine, settings: Settings | None = None) -> gr.Blocks:
                             elem_id="question",
                             autofocus=True,
                         )
-                        ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="ask")
-                        new_chat = gr.Button("New chat", scale=1, min_width=90, elem_id="new-chat")
+                        ask_button = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                        new_chat = gr.Button("New chat", scale=1, min_width=120, elem_id="new-chat")
                     gr.Examples(examples=[[q] for q in EXAMPLES], inputs=[question], label="Example questions")
                 with gr.Column(scale=2):
                     sources = gr.Markdown(SOURCES_PLACEHOLDER, elem_id="sources", sanitize_html=True)
