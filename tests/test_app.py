@@ -12,7 +12,10 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,6 +61,11 @@ LOAD_QUESTIONS = [
 ]
 
 
+def _client(url: str, **kwargs) -> Client:
+    # gradio_client's telemetry is on unless turned off here (HF_HUB_OFFLINE also stops it).
+    return Client(url, verbose=False, analytics_enabled=False, **kwargs)
+
+
 def _chat(client: Client, question: str, history: list | None = None, mode: str = "auto") -> tuple[list, str]:
     """One turn through the UI's own streaming endpoint; returns (chat messages, sources panel)."""
     _, messages, sources = client.predict(question, history or [], 5, mode, "", None, None, api_name="/chat")
@@ -74,7 +82,7 @@ def _cited(answer: dict) -> list[str]:
 
 # -- the `paperbot chat` process ---------------------------------------------------
 def test_answer_with_citations_through_public_api(chat_server):
-    client = Client(chat_server.url, verbose=False)
+    client = _client(chat_server.url)
     answer = client.predict(ALD, api_name="/ask")
 
     assert not answer["refused"] and answer["mode"] == "extractive"
@@ -89,7 +97,7 @@ def test_answer_with_citations_through_public_api(chat_server):
 
 
 def test_chat_endpoint_streams_and_follows_up(chat_server):
-    client = Client(chat_server.url, verbose=False)
+    client = _client(chat_server.url)
     job = client.submit(ALD, [], 5, "auto", "", None, None, api_name="/chat")
     updates = list(job)
     _, messages, sources = job.result()
@@ -101,12 +109,12 @@ def test_chat_endpoint_streams_and_follows_up(chat_server):
     follow_up = "What film thickness did they choose?"
     messages, sources = _chat(client, follow_up, messages)
     assert len(messages) == 4 and "[1]" in _text(messages[-1]) and ALD_URL in sources
-    _, fresh_sources = _chat(Client(chat_server.url, verbose=False), follow_up)
+    _, fresh_sources = _chat(_client(chat_server.url), follow_up)
     assert not (fresh_sources.startswith("### Sources") and ALD_URL in fresh_sources)
 
 
 def test_refusal_offers_closest_papers(chat_server):
-    answer = Client(chat_server.url, verbose=False).predict(
+    answer = _client(chat_server.url).predict(
         "What is the best recipe for sourdough bread with rye flour?", api_name="/ask"
     )
     assert answer["refused"] and not answer["citations"] and answer["closest"]
@@ -116,7 +124,7 @@ def test_refusal_offers_closest_papers(chat_server):
 
 
 def test_bad_input_is_a_message_and_the_app_keeps_serving(chat_server):
-    client = Client(chat_server.url, verbose=False)
+    client = _client(chat_server.url)
     messages, _ = _chat(client, "")
     assert _text(messages[-1]) == "⚠️ Cannot answer: the question is empty."
     huge = "why " * 24_999 + "why?"  # 100 kB
@@ -132,7 +140,7 @@ def test_bad_input_is_a_message_and_the_app_keeps_serving(chat_server):
 
 
 def test_xss_entry_comes_back_inert(chat_server):
-    answer = Client(chat_server.url, verbose=False).predict(XSS_QUESTION, api_name="/ask")
+    answer = _client(chat_server.url).predict(XSS_QUESTION, api_name="/ask")
     assert _cited(answer) == [XSS_PROBE["title"]]  # the raw data is returned as data
     rendered = answer["answer_markdown"] + answer["sources_markdown"]
     assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
@@ -142,7 +150,7 @@ def test_xss_entry_comes_back_inert(chat_server):
 
 
 def test_summarize_tab(chat_server):
-    client = Client(chat_server.url, verbose=False)
+    client = _client(chat_server.url)
     markdown, download = client.predict("fast samplers for diffusion models", 6, "auto", api_name="/summarize")
     assert markdown.startswith("### Literature summary: fast samplers for diffusion models")
     assert re.search(r"\[1\]", markdown) and "#### References" in markdown
@@ -159,7 +167,7 @@ def test_sixteen_clients_at_once(chat_server):
     """16 sessions ask 5 questions each at the same time: all answered right, none fails."""
 
     def session(i: int) -> list[tuple[str, str, bool, float]]:
-        client = Client(chat_server.url, verbose=False)
+        client = _client(chat_server.url)
         out = []
         for j in range(5):
             question, gold = LOAD_QUESTIONS[(i + j) % len(LOAD_QUESTIONS)]
@@ -203,6 +211,33 @@ def test_serves_only_loopback_by_default(chat_server):
         assert page.status == 200
 
 
+def test_login_when_auth_is_set(engine, settings):
+    from bot.app import launch
+
+    demo, url = launch(settings.model_copy(update={"auth": "alice:s3cret"}), port=free_port(), engine=engine)
+    try:
+        with pytest.raises(ValueError, match="(?i)login|auth|credentials"):
+            _client(url)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(url + "gradio_api/info", timeout=10)
+        answer = _client(url, auth=("alice", "s3cret")).predict(FRACTAL, api_name="/ask")
+        assert FRACTAL_TITLE in _cited(answer)
+    finally:
+        demo.close()
+
+
+def test_malformed_auth_is_a_one_line_error(cli_env):
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", "--port", str(free_port())],
+        env=dict(cli_env, PAPERBOT_AUTH="no-colon"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == "paperbot: error: PAPERBOT_AUTH must look like user:password"
+
+
 # -- in-process: LLM mode and an engine failure ------------------------------------------
 @pytest.fixture(scope="module")
 def fake_llm():
@@ -244,7 +279,7 @@ def test_llm_mode_streams_and_marks_unverified_sentences(llm_app, fake_llm):
             "The moon is made of green cheese <img src=x onerror=alert(8)> [1]."
         )
     )
-    client = Client(url, verbose=False)
+    client = _client(url)
     job = client.submit(FRACTAL, [], 5, "auto", "", None, None, api_name="/chat")
     texts = [_text(out[1][-1]) for out in job]
     _, messages, sources = job.result()
@@ -260,7 +295,7 @@ def test_llm_mode_streams_and_marks_unverified_sentences(llm_app, fake_llm):
 
 def test_engine_error_is_a_message_and_the_app_keeps_serving(llm_app, caplog):
     url, app_engine = llm_app
-    client = Client(url, verbose=False)
+    client = _client(url)
     # The index disappears under the running app (say, a rebuild into a new collection).
     app_engine.store.client.delete_collection(app_engine.settings.collection)
     with caplog.at_level(logging.ERROR, logger="paperbot.app"):

@@ -140,7 +140,7 @@ def test_chat_streams_cited_answers_with_sources_and_follow_up(session, chat_ser
     assert f"{stats['papers'] + 1} papers, {stats['chunks'] + 1} chunks" in header
 
     answer = session.ask(ALD)
-    expected = Client(chat_server.url, verbose=False).predict(ALD, api_name="/ask")
+    expected = Client(chat_server.url, verbose=False, analytics_enabled=False).predict(ALD, api_name="/ask")
     assert _markers(answer) == {c["n"] for c in expected["citations"]} != set()
     panel = session.panel()
     assert {int(n) for n in re.findall(r"^\[(\d+)\]", panel, re.M)} == _markers(answer)
