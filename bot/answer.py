@@ -24,7 +24,7 @@ from bot.config import Settings, get_settings
 from bot.indexing import Manifest, Store, open_index
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import Answer, Citation, Hit, Sentence
-from bot.text import split_sentences, with_marker
+from bot.text import with_marker
 
 REFUSAL = "The indexed abstracts do not answer this question."
 MAX_QUESTION_CHARS = 2000
@@ -85,18 +85,21 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, hits: list[Hit], qvec: np.ndarray) -> tuple[list[Sentence], list[Citation]]:
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
+        rows: list[np.ndarray] = []
         for h, hit in enumerate(hits):
-            for sentence in split_sentences(hit.paper.abstract):
+            sentences, vectors = self.retriever.sentence_vectors(hit.paper)
+            for sentence, vector in zip(sentences, vectors, strict=True):
                 if 40 <= len(sentence) <= 600 and not _BOILERPLATE.search(sentence):
                     candidates.append((h, sentence))
+                    rows.append(vector)
         if not candidates:
             return [], []
-        vectors = self.retriever.encoder.encode([s for _, s in candidates])
+        vectors = np.vstack(rows)
         relevance = vectors @ qvec
         # A sentence from a paper that matches as a whole is a safer answer.
         paper_sim = np.array([hits[h].similarity for h, _ in candidates])
         score = 0.7 * relevance + 0.3 * paper_sim
-        floor = max(0.6 * float(score.max()), self.settings.refusal_threshold * 0.8)
+        floor = max(self.settings.answer_min_ratio * float(score.max()), self.settings.refusal_threshold * 0.8)
         chosen: list[int] = []
         per_paper: dict[int, int] = {}
         while len(chosen) < self.settings.answer_sentences:

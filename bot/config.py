@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     refusal_threshold: float = 0.42
     refusal_unknown_weight: float = 0.6
     answer_sentences: int = 4
+    answer_min_ratio: float = 0.75  # a sentence must score this share of the best one (tuned on dev)
     verify_threshold: float = 0.45  # sentence vs. cited chunk cosine (LLM mode)
 
     # LLM mode (any OpenAI-compatible server).

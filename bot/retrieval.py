@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from bot.config import Settings
 from bot.embedding import MiniLMEmbedding, get_encoder
 from bot.indexing import Manifest, Store, to_node
 from bot.schema import Hit, Paper
-from bot.text import tokens
+from bot.text import split_sentences, tokens
 
 RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
 QUESTION_STOPWORDS = set(
@@ -107,6 +108,8 @@ class HybridRetriever:
         for i, c in enumerate(manifest.chunks):
             self.rows_of.setdefault(c.paper_id, []).append(i)
         self.encoder = get_encoder()
+        self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._cache_lock = threading.Lock()
         # Kept in memory to score papers against the query without another round trip.
         self.matrix = store.embeddings(self.chunk_ids)
         self.embed_model = MiniLMEmbedding(batch_size=settings.embed_batch_size)
@@ -138,6 +141,17 @@ class HybridRetriever:
 
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
         return {"hybrid": self.fused, "dense": self.dense, "bm25": self.bm25}[kind]
+
+    def sentence_vectors(self, paper: Paper) -> tuple[list[str], np.ndarray]:
+        """A paper's abstract sentences and their embeddings, computed once per process."""
+        with self._cache_lock:
+            cached = self._sentence_cache.get(paper.paper_id)
+        if cached is None:
+            sentences = split_sentences(paper.abstract)
+            cached = (sentences, self.encoder.encode(sentences))
+            with self._cache_lock:
+                self._sentence_cache[paper.paper_id] = cached
+        return cached
 
     def unknown_term_share(self, text: str) -> float:
         """Share of the query's content words that no indexed abstract uses.
