@@ -19,3 +19,5 @@ ruff format --check bot tests
 python -m pytest -q -ra
 # The answer-quality gate: exits 1 and lists the metrics that dropped below evals/baseline.json.
 paperbot eval --mode extractive --baseline evals/baseline.json --out artifacts/eval
+# Where the browser test's screenshots and the eval report landed (kept as CI artifacts).
+echo "artifacts: $(ls -d "$PWD"/artifacts/*.png "$PWD"/artifacts/eval/report.md 2>/dev/null | tr '\n' ' ')"
