@@ -180,6 +180,7 @@ class ChatHandlers:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._downloads: Path | None = None  # the summaries offered for download
 
     def chat(
         self,
@@ -253,6 +254,7 @@ class ChatHandlers:
 
         from bot.answer import BadQuestion
 
+        started = time.perf_counter()
         try:
             answer = self.engine.ask(
                 question, history=_turns(history), mode=mode, k=_k(k), filters=_filters(source, year_from, year_to)
@@ -264,7 +266,10 @@ class ChatHandlers:
             raise gr.Error(
                 "Something went wrong while answering (logged on the server).", print_exception=False
             ) from None
-        return answer.to_dict() | {"answer_markdown": render_answer(answer), "sources_markdown": render_sources(answer)}
+        seconds = time.perf_counter() - started
+        log.info("answered in %.2fs (%s, refused=%s)", seconds, answer.mode, answer.refused)
+        rendered = {"answer_markdown": render_answer(answer), "sources_markdown": render_sources(answer, seconds)}
+        return answer.to_dict() | rendered
 
     def new_chat(self) -> tuple:
         return [], [], SOURCES_PLACEHOLDER, ""
@@ -285,7 +290,10 @@ class ChatHandlers:
             log.exception("summarizing failed")
             return "⚠️ Something went wrong while summarizing (the error is logged on the server).", hidden
         slug = re.sub(r"[^a-z0-9]+", "-", summary.topic.lower()).strip("-")[:60] or "summary"
-        path = Path(tempfile.mkdtemp(prefix="paperbot-summary-")) / f"summary-{slug}.md"
+        if self._downloads is None:
+            self._downloads = Path(tempfile.mkdtemp(prefix="paperbot-summaries-"))
+        # One folder per summary keeps the file name plain and concurrent runs apart.
+        path = Path(tempfile.mkdtemp(dir=self._downloads)) / f"summary-{slug}.md"
         path.write_text(summary.to_markdown(), encoding="utf-8")
         return render_summary(summary), gr.update(value=str(path), visible=True)
 
