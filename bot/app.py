@@ -93,14 +93,25 @@ def render_answer(answer: Answer) -> str:
         if answer.hits:
             lines.append("\nClosest papers (see the panel):")
             lines += [f"- {inert(h.paper.title)}" for h in answer.hits[:5]]
-    elif any(not s.verified for s in answer.sentences):
-        # Rebuilt from the sentences so each unsupported one carries a visible mark.
-        parts = [inert(s.text) + ("" if s.verified else " ⚠️ *unverified*") for s in answer.sentences]
-        lines = [" ".join(parts)]
     else:
-        lines = [inert(answer.answer)]
+        lines = [_marked(answer)]
     lines += [f"\n*Note: {inert(note)}*" for note in answer.notes]
     return "\n".join(lines)
+
+
+def _marked(answer: Answer) -> str:
+    """The answer's text with a visible mark after each sentence its sources do not support."""
+    text, out, last, pos = answer.answer, [], 0, 0
+    for sentence in answer.sentences:
+        start = text.find(sentence.text, pos)
+        if start < 0:
+            continue
+        pos = start + len(sentence.text)
+        if not sentence.verified:
+            out.append(inert(text[last:pos]) + " ⚠️ *unverified*")
+            last = pos
+    out.append(inert(text[last:]))
+    return "".join(out)
 
 
 def render_sources(answer: Answer, seconds: float | None = None) -> str:
@@ -120,6 +131,11 @@ def render_sources(answer: Answer, seconds: float | None = None) -> str:
         lines.append(f"\n**[{c.n}]** {_link(c.title, c.url)}  \nrelevance {c.score:.2f}{flag}")
         if c.quote:
             lines.append(f"\n> {inert(c.quote)}")
+    if not answer.citations and answer.hits:
+        # A model answer without usable markers: show what it was given to read.
+        lines.append("\nThe answer cites none of the retrieved papers. They were:")
+        for i, hit in enumerate(answer.hits, start=1):
+            lines.append(f"\n**{i}.** {_link(hit.paper.title, hit.paper.url)}  \nsimilarity {hit.similarity:.2f}")
     unverified = sum(not s.verified for s in answer.sentences)
     if unverified:
         lines.append(f"\n⚠️ {unverified} sentence(s) of the answer could not be matched to their cited source.")
