@@ -147,3 +147,16 @@ def write_report_section(name: str, text: str) -> Path:
         current = current.rstrip() + "\n\n" + block + "\n"
     path.write_text(current, encoding="utf-8")
     return path
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run the `paperbot` command in a new process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def built(engine, cli_env) -> dict[str, str]:
+    """`cli_env`, once the session index exists (the engine fixture builds it)."""
+    return cli_env

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from pydantic import SecretStr
 from bot.answer import Engine
 from bot.summarize import claim_rule_accuracy, select_papers, summarize, summary_recall
 from bot.text import markers_in, split_sentences
+from tests.conftest import run_cli
 from tests.fakeopenai import FakeOpenAI, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,21 +22,9 @@ NOT_COVERED = "medieval castle architecture"
 FAST_RETRY = {"retry-after-ms": "10"}
 
 
-def run(cli_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=cli_env, capture_output=True, text=True, timeout=300
-    )
-
-
-@pytest.fixture(scope="module")
-def built(engine, cli_env):
-    """The session index exists before the CLI runs (the engine fixture builds it)."""
-    return cli_env
-
-
 def test_cli_markdown_resolves_every_marker_and_writes_the_file(built, tmp_path):
     out_file = tmp_path / "summary.md"
-    out = run(built, "summarize", FEDERATED, "--papers", "12", "--out", str(out_file))
+    out = run_cli(built, "summarize", FEDERATED, "--papers", "12", "--out", str(out_file))
     assert out.returncode == 0, out.stderr
     markdown = out.stdout
     assert out_file.read_text(encoding="utf-8") == markdown
@@ -52,7 +39,7 @@ def test_cli_markdown_resolves_every_marker_and_writes_the_file(built, tmp_path)
 
 
 def test_cli_json_shape(built):
-    out = run(built, "summarize", FEDERATED, "--json")
+    out = run_cli(built, "summarize", FEDERATED, "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert {"topic", "themes", "references", "covered", "mode", "notes"} <= set(data)
@@ -71,14 +58,14 @@ def test_cli_json_shape(built):
 
 
 def test_cli_topic_the_corpus_does_not_cover_says_so(built):
-    out = run(built, "summarize", NOT_COVERED)
+    out = run_cli(built, "summarize", NOT_COVERED)
     assert out.returncode == 0, out.stderr
     assert "do not cover this topic" in out.stdout
     assert "## References" not in out.stdout and not markers_in(out.stdout)
 
 
 def test_cli_unwritable_output_fails_before_the_run(built, tmp_path):
-    out = run(built, "summarize", FEDERATED, "--out", str(tmp_path / "missing" / "summary.md"))
+    out = run_cli(built, "summarize", FEDERATED, "--out", str(tmp_path / "missing" / "summary.md"))
     assert out.returncode == 1
     assert out.stderr.strip().startswith("paperbot: error: cannot write") and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
