@@ -49,6 +49,7 @@ HISTORY_CHARS = 600  # per turn, in the condense prompt
 # "[2]", "[1, 3]", "[1-3]"; bot.text.markers_in reads the comma form this module writes back.
 _GROUP = re.compile(r"[ \t]*\[(\d{1,3}(?:\s*[,;\u2013-]\s*\d{1,3})*)\]")
 _LEADING_MARKERS = re.compile(r"^(?:\[\d+(?:,\s*\d+)*\]\s*)+[.!?]?\s*")
+_LONE_MARKERS = re.compile(r"[ \t]*\n\s*((?:\[\d{1,3}(?:\s*[,;\u2013-]\s*\d{1,3})*\]\s*)+[.!?]?)[ \t]*(?=\n|$)")
 _REFERENCE_LIST = re.compile(r"^\W*(sources|references|citations|bibliography)\W*$", re.I)
 
 
@@ -294,13 +295,21 @@ def _renumber(text: str, n_sources: int) -> tuple[str, list[int], int]:
     return _GROUP.sub(rewrite, text), order, dangling
 
 
+def _tidy(text: str) -> str:
+    """Drop a reference list the model appended and pull lone marker lines up to their claim."""
+    lines = text.strip().splitlines()
+    for i, line in enumerate(lines):
+        if _REFERENCE_LIST.match(line.strip()):
+            lines = lines[:i]  # it repeats the sources and claims nothing
+            break
+    return _LONE_MARKERS.sub(r" \1", "\n".join(lines)).strip()
+
+
 def _split(text: str) -> list[str]:
     """Sentences, line by line; markers written after the full stop stay with their sentence."""
     out: list[str] = []
     for line in text.splitlines():
         line = line.strip()
-        if _REFERENCE_LIST.match(line):
-            break  # a reference list the model appended repeats the sources, it claims nothing
         if not line:
             continue
         start = len(out)
@@ -309,10 +318,13 @@ def _split(text: str) -> list[str]:
             if lead and len(out) > start:
                 out[-1] = f"{out[-1]} {lead.group(0).strip()}"
                 piece = piece[lead.end() :].strip()
-            if piece and not any(ch.isalpha() for ch in strip_markers(piece)) and len(out) > start:
-                out[-1] = f"{out[-1]} {piece}"
-            elif piece:
-                out.append(piece)
+            if not any(ch.isalpha() for ch in strip_markers(piece)):
+                # A bare "[1]" (even on a line of its own) belongs to the claim before it;
+                # list numbering ("2.") is not a sentence.
+                if markers_in(piece) and out:
+                    out[-1] = f"{out[-1]} {piece}"
+                continue
+            out.append(piece)
     return out
 
 
@@ -323,7 +335,7 @@ def _evidence(hit: Hit) -> list[str]:
 
 def verify(text: str, sources: list[Hit], threshold: float) -> Checked:
     """Check the model's markers against ``sources`` (prompt order, source n = sources[n-1])."""
-    text, order, dangling = _renumber(text.strip(), len(sources))
+    text, order, dangling = _renumber(_tidy(text), len(sources))
     sentences = _split(text)
     encoder = get_encoder()
     cited = [sources[old - 1] for old in order]
