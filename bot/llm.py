@@ -292,7 +292,13 @@ def _renumber(text: str, n_sources: int) -> tuple[str, list[int], int]:
         kept = list(dict.fromkeys(new_of[n] for n in _numbers(match.group(1)) if n in new_of))
         return f" [{', '.join(map(str, kept))}]" if kept else ""
 
-    return _GROUP.sub(rewrite, text), order, dangling
+    text = re.sub(r"(?m)^[ \t]+", "", _GROUP.sub(rewrite, text))  # a marker that opened a line
+    return text.strip(), order, dangling
+
+
+def _prefix_style(text: str) -> bool:
+    """The model put markers before its claims ("[1] Title: claim"), as small models copying the source list do."""
+    return bool(re.match(r"\[\d", text.lstrip(" *-#>")))
 
 
 def _tidy(text: str) -> str:
@@ -302,12 +308,19 @@ def _tidy(text: str) -> str:
         if _REFERENCE_LIST.match(line.strip()):
             lines = lines[:i]  # it repeats the sources and claims nothing
             break
-    return _LONE_MARKERS.sub(r" \1", "\n".join(lines)).strip()
+    text = "\n".join(lines).strip()
+    return text if _prefix_style(text) else _LONE_MARKERS.sub(r" \1", text).strip()
 
 
-def _split(text: str) -> list[str]:
-    """Sentences, line by line; markers written after the full stop stay with their sentence."""
-    out: list[str] = []
+def _split(text: str) -> list[tuple[str, list[int]]]:
+    """Sentences, line by line, each with the source numbers it cites.
+
+    Markers normally follow their claim, also when written after the full stop;
+    in prefix style a marker belongs to the sentence after it.
+    """
+    prefix = _prefix_style(text)
+    out: list[tuple[str, list[int]]] = []
+    pending: list[int] = []
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -315,17 +328,21 @@ def _split(text: str) -> list[str]:
         start = len(out)
         for piece in split_sentences(line):
             lead = _LEADING_MARKERS.match(piece)
-            if lead and len(out) > start:
-                out[-1] = f"{out[-1]} {lead.group(0).strip()}"
+            if lead and len(out) > start and not prefix:
+                out[-1] = (f"{out[-1][0]} {lead.group(0).strip()}", out[-1][1])
                 piece = piece[lead.end() :].strip()
             if not any(ch.isalpha() for ch in strip_markers(piece)):
-                # A bare "[1]" (even on a line of its own) belongs to the claim before it;
-                # list numbering ("2.") is not a sentence.
-                if markers_in(piece) and out:
-                    out[-1] = f"{out[-1]} {piece}"
+                # A bare "[1]" is not a sentence; list numbering ("2.") is dropped.
+                if markers_in(piece) and prefix:
+                    pending += markers_in(piece)
+                elif markers_in(piece) and out:
+                    out[-1] = (f"{out[-1][0]} {piece}", out[-1][1])
                 continue
-            out.append(piece)
-    return out
+            out.append((piece, pending))
+            pending = []
+    if pending and out:
+        out[-1] = (out[-1][0], out[-1][1] + pending)
+    return [(text, list(dict.fromkeys(carried + markers_in(text)))) for text, carried in out]
 
 
 def _evidence(hit: Hit) -> list[str]:
@@ -341,18 +358,17 @@ def verify(text: str, sources: list[Hit], threshold: float) -> Checked:
     cited = [sources[old - 1] for old in order]
     evidence = [_evidence(hit) for hit in cited]
     flat = [s for group in evidence for s in group]
-    plain = [strip_markers(s) or s for s in sentences]
+    plain = [strip_markers(s) or s for s, _ in sentences]
     vectors = encoder.encode(plain + flat) if plain else np.zeros((0, 384))
     svec, evec = vectors[: len(plain)], vectors[len(plain) :]
-    # support[i][c]: best cosine between sentence i and any evidence sentence of citation c+1.
+    # Citation n's evidence is evec[bounds[n-1]:bounds[n]]: its abstract sentences, then its chunk.
     bounds = np.cumsum([0] + [len(g) for g in evidence])
     sims = svec @ evec.T if len(flat) else np.zeros((len(plain), 0))
 
     out_sentences: list[Sentence] = []
     supported_by: dict[int, list[bool]] = {n: [] for n in range(1, len(order) + 1)}
     best_quote: dict[int, tuple[float, str]] = {}
-    for i, sentence in enumerate(sentences):
-        numbers = list(dict.fromkeys(markers_in(sentence)))
+    for i, (sentence, numbers) in enumerate(sentences):
         support = {}
         for n in numbers:
             row = sims[i, bounds[n - 1] : bounds[n]]

@@ -127,6 +127,20 @@ def test_dangling_marker_is_removed_and_counted(llm_engine, fake):
     assert_well_formed(answer)
 
 
+def test_markers_written_before_claims_belong_to_the_claim_after_them(llm_engine, fake):
+    # Small models copy the numbered source list: "[1] Title: claim" rather than "claim [1]".
+    hits, _, _ = llm_engine.retrieve_for(QUESTION, k=3)
+    text = f"[2] {abstract_sentence(hits[1])}.\n[1] {abstract_sentence(hits[0], -1)}."
+    fake.play(Reply(text=text))
+
+    _, answer = run(llm_engine, k=3)
+
+    assert answer.mode == "llm" and answer.dangling_removed == 0
+    assert [c.title for c in answer.citations] == [hits[1].paper.title, hits[0].paper.title]
+    assert [s.citations for s in answer.sentences] == [[1], [2]]
+    assert all(s.verified for s in answer.sentences)
+
+
 def test_answer_without_citations_is_unverified(llm_engine, fake):
     fake.play(Reply(text="The boundary is fractal over many scales. Training is sensitive to small changes."))
 
