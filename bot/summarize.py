@@ -88,6 +88,12 @@ _SECONDARY = re.compile(
 _EXPERIMENTS = re.compile(r"\b(experiments?|ablation|benchmarks?|empirical(ly)? (results|evaluation))\b", re.I)
 SECONDARY_PENALTY = 0.4
 EXPERIMENT_PENALTY = 0.4
+# Small models open every one-line claim with this; the claim starts after it.
+_LEAD_IN = re.compile(
+    r"^(in (this|the) (paper|work|study),?\s*)?(the|this) (paper|work|study)'?s? (main |key |primary )?"
+    r"(contribution|finding)s?( or (main )?finding)?( of (the|this) (paper|work|study))? (is|are)( that)?[:,]?\s+",
+    re.I,
+)
 _BOILERPLATE = re.compile(r"https?://|github\.com|\bcode (is|are|will be) (publicly )?(made )?available", re.I)
 
 _STOP_TERMS = set(
@@ -464,7 +470,7 @@ def _llm_theme(
     """LLM map (one claim per paper) then reduce (named paragraph); returns name, text, cited hits in order."""
     from llama_index.core.llms import ChatMessage
 
-    from bot.llm import fill, load_prompt, verify
+    from bot.llm import fill, load_prompt
 
     settings = engine.settings
     map_template = load_prompt("summary_map", settings)
@@ -474,33 +480,62 @@ def _llm_theme(
         paper = cand.hit.paper
         prompt = fill(map_template, topic=topic, title=paper.title, abstract=" ".join(paper.abstract.split()))
         reply = llm.chat([ChatMessage(role="user", content=prompt)])
-        text = " ".join(strip_markers(reply.message.content or "").split())
+        text = _LEAD_IN.sub("", " ".join(strip_markers(reply.message.content or "").split()))
         first = split_sentences(text)[0] if text else ""
+        first = first[:1].upper() + first[1:]
         # An empty, rambling, off-paper or title-only reply gives way to the paper's own claim sentence.
         ok = 20 <= len(first) <= 400 and _grounded(engine, first, paper)
         mapped.append(first if ok else claims[paper.paper_id])
-    lines = "\n".join(
-        f"[{n}] {c.hit.paper.title}: {m}" for n, (c, m) in enumerate(zip(group, mapped, strict=True), start=1)
-    )
+    # Each claim already carries its marker, so a small model that copies the list still cites
+    # correctly; titles are left out (models mixed them up with other papers' claims).
+    lines = "\n".join(f"- {m.rstrip('.')} [{n}]." for n, m in enumerate(mapped, start=1))
     tick(len(group))
     prompt = fill(load_prompt("summary_reduce", settings), topic=topic, claims=lines)
     reply = (llm.chat([ChatMessage(role="user", content=prompt)]).message.content or "").strip()
     name = None
-    match = re.match(r"^\W*theme\W*:?\s*(.+)$", reply.splitlines()[0] if reply else "", re.I)
+    match = re.match(r"^\W*themes?\b\W*:?\s*(.+)$", reply.splitlines()[0] if reply else "", re.I)
     if match:
-        name = strip_markers(match.group(1)).strip(" *#.\"'")[:80] or None
+        name = strip_markers(match.group(1)).strip(" *#.:\"'")[:80]
+        # A name needs words; otherwise the theme keeps its distinctive-terms name.
+        name = name if len(re.findall(r"[A-Za-z]", name)) >= 4 else None
         reply = "\n".join(reply.splitlines()[1:]).strip()
-    reply = _markers_after(" ".join(reply.split()))
-    if not any(ch.isalpha() for ch in strip_markers(reply)):
-        raise ValueError("the model wrote no paragraph")
-    # As in chat: dangling numbers go, and each sentence must be backed by the papers it cites.
-    checked = verify(reply, [c.hit for c in group], settings.verify_threshold)
+    reply = _markers_after(" ".join(re.sub(r"^\s*[-*\u2022]\s*", "", line) for line in reply.splitlines()))
+    reply = " ".join(reply.split())
+    hits = [c.hit for c in group]
+    try:
+        if not any(ch.isalpha() for ch in strip_markers(reply)):
+            raise ValueError("the model wrote no paragraph")
+        return (name, *_verified_paragraph(reply, hits, group, settings.verify_threshold))
+    except ValueError as exc:
+        # The synthesis failed the check; the model's own per-paper claims (each grounded in its
+        # abstract above) make the paragraph instead, and pass the same citation check.
+        mapped_text = " ".join(f"{m.rstrip('.')} [{n}]." for n, m in enumerate(mapped, start=1))
+        try:
+            text, cited = _verified_paragraph(mapped_text, hits, group, settings.verify_threshold)
+        except ValueError:
+            raise exc from None
+        raise _MappedParagraph(str(exc), name, text, cited) from None
+
+
+class _MappedParagraph(ValueError):
+    """The reduce paragraph failed verification; the verified map claims stand in for it."""
+
+    def __init__(self, reason: str, name: str | None, text: str, cited: list[Hit]) -> None:
+        super().__init__(reason)
+        self.name, self.text, self.cited = name, text, cited
+
+
+def _verified_paragraph(reply: str, hits: list[Hit], group: list[Candidate], threshold: float) -> tuple[str, list[Hit]]:
+    """As in chat: dangling numbers go, and each sentence must be backed by the papers it cites."""
+    from bot.llm import verify
+
+    checked = verify(reply, hits, threshold)
     kept = [s for s in checked.sentences if s.verified and s.citations]
     if not kept or len(kept) < len(checked.sentences) / 2:
         raise ValueError(f"only {len(kept)} of {len(checked.sentences)} sentences are backed by the papers they cite")
     by_id = {c.hit.paper.paper_id: c.hit for c in group}
     cited = [by_id[c.paper_id] for c in checked.citations]
-    return name, " ".join(s.text for s in kept), cited
+    return " ".join(s.text for s in kept), cited
 
 
 def _renumber_local(text: str, local: list[Hit], number: _Numbering) -> str:
@@ -573,7 +608,13 @@ def summarize(
                 report(start + span * done / (size + 1), f"theme {t + 1} of {len(groups)}: {step}")
 
             try:
-                llm_name, local_text, cited = _llm_theme(engine, topic, group, claims, llm, tick)
+                try:
+                    llm_name, local_text, cited = _llm_theme(engine, topic, group, claims, llm, tick)
+                except _MappedParagraph as mapped:
+                    notes.append(
+                        f"theme {t + 1}: LLM synthesis failed ({mapped}); paragraph from the model's per-paper claims"
+                    )
+                    llm_name, local_text, cited = mapped.name, mapped.text, mapped.cited
                 name = llm_name or name
                 text = _renumber_local(local_text, cited, number)
                 # Papers the model left out are still on topic; they are listed, not dropped.

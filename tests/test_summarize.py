@@ -71,7 +71,8 @@ def test_cli_unwritable_output_fails_before_the_run(built, tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("topic_id", ["t10", "t13"])
+# Recall on the relabelled gold lists (evals/topic_labels.jsonl): t11 0.90, t13 1.00 when last measured.
+@pytest.mark.parametrize("topic_id", ["t11", "t13"])
 def test_summary_cites_the_known_papers_of_a_topic(engine, topic_id):
     row = TOPICS[topic_id]
     steps: list[float] = []
@@ -150,7 +151,31 @@ def test_llm_map_reduce_paragraph_with_verified_citations(llm_engine, fake):
     assert theme.text.startswith(f"{_claim(papers[1])} [1]. {_claim(papers[0])} [2].")
     assert "[9]" not in theme.text and "Also on this theme:" in theme.text
     assert theme.citations == [1, 2, 3, 4]
-    assert len(fake.requests) == 5 and papers[0].title in fake.requests[-1]["messages"][0]["content"]
+    # The reduce prompt lists each mapped claim with its marker already attached.
+    assert len(fake.requests) == 5 and f"{_claim(papers[0])} [1]." in fake.requests[-1]["messages"][0]["content"]
+
+
+def test_llm_synthesis_failing_verification_gives_the_verified_map_claims(llm_engine, fake):
+    kept, covered, _ = select_papers(llm_engine, FEDERATED, 4)
+    papers = [c.hit.paper for c in kept]
+    # Small models open each claim with a stock lead-in; it is dropped.
+    maps = [
+        Reply(text=f"The paper's main contribution or finding is that {_claim(p)[0].lower()}{_claim(p)[1:]}.")
+        for p in papers
+    ]
+    # A synthesis whose sentences none of the cited papers back fails the citation check.
+    reduce = Reply(text="Theme: s:\nBananas ripen faster in paper bags [1]. The moon orbits the earth [2, 3].")
+    fake.play(*maps, reduce)
+    summary = summarize(llm_engine, FEDERATED, papers=4, mode="llm")
+    assert any("LLM synthesis failed" in note and "per-paper claims" in note for note in summary.notes), summary.notes
+    (theme,) = summary.themes
+    assert theme.name != "s:" and "Bananas" not in theme.text and "moon" not in theme.text
+    assert "main contribution" not in theme.text
+    order = {r.paper_id: r.n for r in summary.references}
+    for paper in papers:
+        claim = _claim(paper)
+        assert f"{claim} [{order[paper.paper_id]}]." in theme.text
+    assert theme.citations == [1, 2, 3, 4]
 
 
 def test_llm_failure_falls_back_to_extractive_paragraphs_with_a_note(llm_engine, fake):
