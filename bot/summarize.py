@@ -500,7 +500,10 @@ def _llm_theme(
         name = name if len(re.findall(r"[A-Za-z]", name)) >= 4 else None
         reply = "\n".join(reply.splitlines()[1:]).strip()
     reply = _markers_after(" ".join(re.sub(r"^\s*[-*\u2022]\s*", "", line) for line in reply.splitlines()))
-    reply = " ".join(reply.split())
+    # Small models echo the prompt's header line before the paragraph.
+    reply = re.sub(
+        r"^.*?each followed by its paper number in square brackets:?\s*", "", " ".join(reply.split()), flags=re.I
+    )
     hits = [c.hit for c in group]
     try:
         if not any(ch.isalpha() for ch in strip_markers(reply)):
