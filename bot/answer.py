@@ -68,6 +68,18 @@ class Turn:
     content: str
 
 
+def refused_answer(question: str, standalone: str, hits: list[Hit], mode: str) -> Answer:
+    """The refusal, listing the closest papers; answer paths fill it in when they can answer."""
+    return Answer(
+        question=question,
+        answer=REFUSAL,
+        refused=True,
+        mode=mode,
+        hits=hits,
+        standalone_question=standalone if standalone != question else None,
+    )
+
+
 def condense_heuristic(question: str, history: list[Turn]) -> str:
     """Extractive mode's follow-up rewrite: lean on the last user question when needed."""
     previous = [t.content for t in history if t.role == "user"]
@@ -248,14 +260,7 @@ class Engine:
         self, question: str, standalone: str, k: int | None = None, filters: Filters | None = None
     ) -> Answer:
         hits, qvec, relevant = self.retrieve_for(standalone, k=k, filters=filters)
-        answer = Answer(
-            question=question,
-            answer=REFUSAL,
-            refused=True,
-            mode="extractive",
-            hits=hits,
-            standalone_question=standalone if standalone != question else None,
-        )
+        answer = refused_answer(question, standalone, hits, "extractive")
         if not relevant:
             return answer
         sentences, citations = self.extractive.answer(standalone, hits, qvec)

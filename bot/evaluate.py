@@ -48,6 +48,8 @@ DEFAULT_TOLERANCE: dict[str, float | None] = {
     "dangling_markers": 0.05,
     "latency_p50_ms": None,  # timings never gate: the machine is noisy
     "latency_p95_ms": None,
+    "ttft_p50_ms": None,
+    "ttft_p95_ms": None,
 }
 _EPSILON = 1e-5  # baseline values are stored rounded to 6 decimals
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
@@ -83,6 +85,11 @@ METRICS: tuple[Metric, ...] = (
     # LLM mode strips markers that point nowhere before showing the answer; this counts them.
     Metric("dangling_removed", "dangling markers removed / answer", higher_is_better=False, gate=False),
     Metric("sources_cited", "share of sources cited"),
+    # Share of an answer's sentences whose cited source supports them (the engine's own check).
+    Metric("sentences_verified", "sentences verified"),
+    # LLM mode only: answers that fell back to extractive, or stopped at the token limit.
+    Metric("fallback", "fell back to extractive", higher_is_better=False, gate=False),
+    Metric("truncated", "cut off at max tokens", higher_is_better=False, gate=False),
     Metric("refusal_accuracy", "refusal accuracy (unanswerable)", gate_by_type=True),
     Metric("false_refusal", "false refusals (answerable)", higher_is_better=False, gate_by_type=True),
     Metric("answer_cosine", "answer cosine vs reference"),
@@ -90,10 +97,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("groundedness", "groundedness"),
     Metric("latency_p50_ms", "latency p50 (ms)", higher_is_better=False, gate=False),
     Metric("latency_p95_ms", "latency p95 (ms)", higher_is_better=False, gate=False),
+    Metric("ttft_p50_ms", "first text p50 (ms)", higher_is_better=False, gate=False),
+    Metric("ttft_p95_ms", "first text p95 (ms)", higher_is_better=False, gate=False),
 )
+_TIMINGS = {"latency": "latency_ms", "ttft": "ttft_ms"}
 METRIC_BY_KEY = {m.key: m for m in METRICS}
 # Per-question values averaged into the group metrics (latency is handled apart).
-_MEAN_KEYS = [m.key for m in METRICS if not m.key.startswith("latency")]
+_MEAN_KEYS = [m.key for m in METRICS if not m.key.startswith(tuple(_TIMINGS))]
 CHART_METRICS = ("hit@5", "mrr@10", "citation_recall", "citation_precision", "refusal_accuracy", "groundedness")
 
 
@@ -284,6 +294,8 @@ def score_question(
     ranked: list[Hit],
     checker: SupportChecker,
     seconds: float,
+    first_text: float | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """The per-question record: what was retrieved and cited, and every metric that applies."""
     ranked_ids = [h.paper.paper_id for h in ranked]
@@ -317,8 +329,12 @@ def score_question(
             for c in answer.citations
         ],
         "latency_ms": round(seconds * 1000, 1),
+        "ttft_ms": round((seconds if first_text is None else first_text) * 1000, 1),
     }
     values: dict[str, float | None] = dict.fromkeys(_MEAN_KEYS)
+    if mode == "llm":
+        values["fallback"] = 0.0 if answer.mode == "llm" else 1.0
+        values["truncated"] = 1.0 if any("cut off" in note for note in answer.notes) else 0.0
     if q.answerable:
         values["hit@1"] = hit_at(ranked_ids, gold_ids, 1)
         values["hit@5"] = hit_at(ranked_ids, gold_ids, 5)
@@ -336,6 +352,8 @@ def score_question(
         markers = markers_in(answer.answer)
         values["dangling_markers"] = float(sum(1 for n in markers if n not in numbers))
         values["dangling_removed"] = float(answer.dangling_removed)
+        if answer.sentences:
+            values["sentences_verified"] = sum(s.verified for s in answer.sentences) / len(answer.sentences)
         if numbers:
             values["sources_cited"] = len(set(markers) & set(numbers)) / len(numbers)
         sentences = answer_sentences(answer)
@@ -372,9 +390,11 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, float | None
         metrics["answerable"] = float(sum(1 for r in members if r["gold_ids"]))
         for key in _MEAN_KEYS:
             metrics[key] = _mean(r["metrics"].get(key) for r in members)
-        latencies = [r["latency_ms"] for r in members]
-        metrics["latency_p50_ms"] = float(np.percentile(latencies, 50))
-        metrics["latency_p95_ms"] = float(np.percentile(latencies, 95))
+        for timing, field_name in _TIMINGS.items():
+            # Records written before a timing existed fall back to the total time.
+            times = [r.get(field_name, r["latency_ms"]) for r in members]
+            metrics[f"{timing}_p50_ms"] = float(np.percentile(times, 50))
+            metrics[f"{timing}_p95_ms"] = float(np.percentile(times, 95))
         out[name] = metrics
     return out
 
@@ -402,10 +422,16 @@ def run_eval(
     records: list[dict[str, Any]] = []
     for q in tqdm(questions, desc="Evaluating", unit="q", disable=not progress, file=sys.stderr):
         t0 = time.perf_counter()
-        answer = engine.ask(q.question, mode=resolved, k=k)
+        first_text = None
+        # Streamed like the CLI and the UI, so the time to the first text is the user's wait.
+        for event in engine.stream(q.question, mode=resolved, k=k):
+            if isinstance(event, Answer):
+                answer = event
+            elif first_text is None and event.strip():
+                first_text = time.perf_counter() - t0
         seconds = time.perf_counter() - t0
         ranked = retrieval_list(engine, q.question, answer, retriever, k)
-        records.append(score_question(q, gold[q.id], answer, ranked, checker, seconds))
+        records.append(score_question(q, gold[q.id], answer, ranked, checker, seconds, first_text, resolved))
     _add_answer_cosines(records, engine.retriever.encoder)
     judged = None
     if judge and engine.settings.llm_configured:
@@ -616,7 +642,7 @@ def question_changes(results: dict[str, Any], baseline: dict[str, Any]) -> list[
 def _fmt(key: str, value: float | None) -> str:
     if value is None:
         return "–"
-    if key.startswith("latency") or key in ("questions", "answerable", "judged"):
+    if key.startswith(tuple(_TIMINGS)) or key in ("questions", "answerable", "judged"):
         return f"{value:.0f}"
     return f"{value:.3f}"
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.answer import REFUSAL, Turn, condense_heuristic
+from bot.answer import REFUSAL, Turn, condense_heuristic, refused_answer
 from bot.config import Settings
 from bot.embedding import get_encoder
 from bot.schema import Answer, Citation, Hit, Sentence
@@ -438,14 +438,7 @@ def stream_llm_answer(
         return
 
     hits, _, relevant = engine.retrieve_for(standalone, k=k, filters=filters)
-    answer = Answer(
-        question=question,
-        answer=REFUSAL,
-        refused=True,
-        mode="llm",
-        hits=hits,
-        standalone_question=standalone if standalone != question else None,
-    )
+    answer = refused_answer(question, standalone, hits, "llm")
     if not relevant:
         yield REFUSAL
         yield answer

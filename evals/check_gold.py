@@ -14,6 +14,7 @@ Checks evals/questions.jsonl, evals/heldout.jsonl and evals/topics.jsonl:
 Usage: python3 evals/check_gold.py [--sources DIR]
 Exit status 0 when everything passes, 1 otherwise.
 """
+
 import argparse
 import json
 import re
@@ -40,7 +41,7 @@ def load_sources(src_dir: Path):
         for line in text.splitlines():
             s = line.strip()
             if s.startswith("Subscribe"):
-                s = s[len("Subscribe"):].strip()
+                s = s[len("Subscribe") :].strip()
             if s:
                 titles.add(s)
     return titles, arxiv_ids

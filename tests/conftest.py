@@ -160,3 +160,13 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def built(engine, cli_env) -> dict[str, str]:
     """`cli_env`, once the session index exists (the engine fixture builds it)."""
     return cli_env
+
+
+@pytest.fixture(scope="module")
+def fake():
+    """A scriptable OpenAI-protocol server on loopback, one per test module."""
+    from tests.fakeopenai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()

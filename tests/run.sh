@@ -14,8 +14,8 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test,local-llm]'
 . .venv/bin/activate
 
-ruff check bot tests
-ruff format --check bot tests
+ruff check bot tests evals
+ruff format --check bot tests evals
 python -m pytest -q -ra
 # The answer-quality gate: exits 1 and lists the metrics that dropped below evals/baseline.json.
 paperbot eval --mode extractive --baseline evals/baseline.json --out artifacts/eval

@@ -26,7 +26,7 @@ from gradio_client.exceptions import AppError
 
 from bot.app import inert, paper_href
 from tests.conftest import XSS_PROBE, XSS_QUESTION, free_port, write_report_section
-from tests.fakeopenai import FakeOpenAI, Reply
+from tests.fakeopenai import Reply
 
 pytestmark = pytest.mark.slow
 
@@ -258,14 +258,7 @@ def test_malformed_auth_is_a_one_line_error(cli_env):
 
 # -- in-process: LLM mode and an engine failure ------------------------------------------
 @pytest.fixture(scope="module")
-def fake_llm():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def llm_app(engine, settings, fake_llm, tmp_path_factory):
+def llm_app(engine, settings, fake, tmp_path_factory):
     """The app in this process, LLM mode against the scripted server, on its own store copy."""
     from pydantic import SecretStr
 
@@ -277,7 +270,7 @@ def llm_app(engine, settings, fake_llm, tmp_path_factory):
     own = settings.model_copy(
         update={
             "store_dir": store,
-            "openai_base_url": fake_llm.url,
+            "openai_base_url": fake.url,
             "openai_api_key": SecretStr("test-key"),
             "llm_model": "fake-model",
             "llm_max_retries": 0,
@@ -289,9 +282,9 @@ def llm_app(engine, settings, fake_llm, tmp_path_factory):
     demo.close()
 
 
-def test_llm_mode_streams_and_marks_unverified_sentences(llm_app, fake_llm):
+def test_llm_mode_streams_and_marks_unverified_sentences(llm_app, fake):
     url, _ = llm_app
-    fake_llm.play(
+    fake.play(
         Reply(
             text="We find that this boundary is fractal over more than ten decades of scale [1]. "
             "The moon is made of green cheese <img src=x onerror=alert(8)> [1]."

@@ -255,3 +255,41 @@ def test_llm_judge_scores_are_reported_apart(engine, tmp_path: Path) -> None:
     assert judge["metrics"]["all"] == {"judged": 1.0, "judge_correctness": 0.75, "judge_faithfulness": 1.0}
     assert judge["errors"] == [f"{rows[1]['id']}: reply not in the expected form"]
     assert not any(key.startswith("judge") for key in results["metrics"]["all"])
+
+
+def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engine, tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from bot.answer import Engine
+    from bot.text import split_sentences
+    from tests.fakeopenai import FakeOpenAI, Reply
+
+    rows = _subset({"lookup": 2, "unanswerable": 1})
+    questions = [EvalQuestion(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
+    gold = resolve_gold(questions, engine.manifest.papers, "subset")
+    hits, _, _ = engine.retrieve_for(rows[0]["question"])
+    claim = max(split_sentences(hits[0].paper.abstract), key=len)
+    fake = FakeOpenAI().start()
+    try:
+        settings = engine.settings.model_copy(
+            update={"openai_base_url": fake.url, "openai_api_key": SecretStr("sk-x"), "llm_max_retries": 0}
+        )
+        fake.play(
+            # One supported sentence, one the source does not support, and a marker pointing nowhere.
+            Reply(text=f"{claim} [1] Bananas grow best in humid tropical climates [1][9]."),
+            Reply(status=500),
+        )
+        results = run_eval(Engine(settings, store=engine.store), questions, gold, mode="llm", judge=False)
+    finally:
+        fake.stop()
+    first, second, third = results["questions"]
+    assert first["mode"] == "llm" and first["metrics"]["sentences_verified"] == 0.5
+    assert first["metrics"]["dangling_removed"] == 1.0 and first["metrics"]["fallback"] == 0.0
+    assert second["mode"] == "extractive" and second["metrics"]["fallback"] == 1.0
+    assert second["metrics"]["sentences_verified"] == 1.0  # extractive sentences are quotes
+    assert third["refused"] and third["metrics"]["sentences_verified"] is None
+    assert all(0 < r["ttft_ms"] <= r["latency_ms"] for r in results["questions"])
+    overall = results["metrics"]["all"]
+    assert overall["sentences_verified"] == 0.75 and overall["fallback"] == pytest.approx(1 / 3)
+    assert overall["ttft_p50_ms"] <= overall["latency_p50_ms"]
+    assert len(fake.requests) == 2  # the unanswerable question never reached the model

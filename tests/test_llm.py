@@ -25,13 +25,6 @@ OFF_TOPIC = "Bananas are rich in potassium and grow best in humid tropical clima
 
 
 @pytest.fixture(scope="module")
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def llm_settings(settings, fake):
     return settings.model_copy(
         update={

@@ -13,7 +13,7 @@ from bot.answer import Engine
 from bot.summarize import claim_rule_accuracy, select_papers, summarize, summary_recall
 from bot.text import markers_in, split_sentences
 from tests.conftest import run_cli
-from tests.fakeopenai import FakeOpenAI, Reply
+from tests.fakeopenai import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS = {row["id"]: row for row in map(json.loads, (ROOT / "evals" / "topics.jsonl").read_text().splitlines())}
@@ -105,13 +105,6 @@ def test_claim_rule_beats_the_first_sentence(engine):
 
 
 # -- LLM mode against a real OpenAI-protocol server on loopback ---------------
-@pytest.fixture(scope="module")
-def fake():
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(scope="module")
 def llm_engine(engine, settings, fake):
     llm_settings = settings.model_copy(
