@@ -25,7 +25,7 @@ from bot.answer import REFUSAL, Turn, condense_heuristic, refused_answer
 from bot.config import Settings
 from bot.embedding import get_encoder
 from bot.schema import Answer, Citation, Hit, Sentence
-from bot.text import markers_in, split_sentences, strip_markers
+from bot.text import markers_in, split_sentences, strip_markers, tokens
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -247,7 +247,31 @@ def condense(llm: LLM, settings: Settings, question: str, history: list[Turn]) -
     text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.I).strip().strip("\"'` ")
     if len(text) < 3 or len(text) > 1000:
         raise LLMUnavailable("the model returned no usable standalone question")
+    if not keeps_question(text, question):
+        # Small models sometimes restate the previous turn instead (evals/followups.py).
+        log.info("condensed question dropped the follow-up's words; using the heuristic rewrite")
+        return condense_heuristic(question, history)
     return text
+
+
+# Words that carry no topic: a rewrite may replace them.
+_FUNCTION_WORDS = frozenset(
+    "about also and any are been but can could did does for from had has have how into its more not our "
+    "such than that the their them then there these they this those was way were what when where which "
+    "who why will with would you your".split()
+)
+
+
+def keeps_question(rewrite: str, question: str, share: float = 0.5) -> bool:
+    """The rewrite still asks what was asked: most of the follow-up's content words survive.
+
+    Words are compared by their first five letters, so "evaluate" matches "evaluation".
+    """
+    words = {w for w in tokens(question) if len(w) > 2 and w not in _FUNCTION_WORDS}
+    if not words:
+        return True
+    stems = {w[:5] for w in tokens(rewrite)}
+    return sum(w[:5] in stems for w in words) >= share * len(words)
 
 
 # -- verification -----------------------------------------------------------

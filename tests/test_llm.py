@@ -265,7 +265,8 @@ def test_follow_up_is_condensed_by_the_model_before_retrieval(llm_engine, fake):
     ]
     # Without the rewrite the follow-up alone does not find the fractal paper.
     assert FRACTAL not in [h.paper.title for h in llm_engine.retrieve_for(follow_up)[0]]
-    fake.play(Reply(text=f"Standalone question: {QUESTION}"), Reply(text="It is fractal [1]."))
+    standalone = f"{QUESTION[:-1]}, and how sensitive is it to small changes?"
+    fake.play(Reply(text=f"Standalone question: {standalone}"), Reply(text="It is fractal [1]."))
 
     _, answer = run(llm_engine, follow_up, history=history)
 
@@ -273,9 +274,22 @@ def test_follow_up_is_condensed_by_the_model_before_retrieval(llm_engine, fake):
     assert not condense.get("stream")
     assert follow_up in condense["messages"][-1]["content"]
     assert "Which papers study hyperparameters in training?" in condense["messages"][-1]["content"]
-    assert generate["stream"] is True and f"Question: {QUESTION}" in generate["messages"][-1]["content"]
-    assert answer.standalone_question == QUESTION and answer.question == follow_up
+    assert generate["stream"] is True and f"Question: {standalone}" in generate["messages"][-1]["content"]
+    assert answer.standalone_question == standalone and answer.question == follow_up
     assert answer.hits[0].paper.title == FRACTAL and answer.citations[0].title == FRACTAL
+
+
+def test_a_rewrite_that_drops_the_new_question_is_not_used(llm_engine, fake):
+    # A small model may restate the previous turn instead of the new, unrelated question.
+    new_question = "Which papers merge independently trained networks by permuting hidden units?"
+    history = [Turn("user", QUESTION), Turn("assistant", "Yes, it is fractal [1].")]
+    fake.play(Reply(text=QUESTION), Reply(text="Git Re-Basin does [1]."))
+
+    _, answer = run(llm_engine, new_question, history=history)
+
+    assert len(fake.requests) == 2 and answer.mode == "llm"
+    assert answer.standalone_question is None  # the question was used as asked
+    assert f"Question: {new_question}" in fake.requests[1]["messages"][-1]["content"]
 
 
 def test_failed_condense_falls_back_with_the_heuristic_rewrite(llm_engine, fake):
