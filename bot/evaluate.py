@@ -459,6 +459,9 @@ def run_eval(
                     "answer_sentences",
                     "chunk_size",
                     "chunk_overlap",
+                    "verify_threshold",
+                    "llm_context_window",
+                    "llm_max_tokens",
                 )
             },
         },

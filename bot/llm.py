@@ -238,6 +238,20 @@ def _error_message(exc: Any) -> str:
 
 def condense(llm: LLM, settings: Settings, question: str, history: list[Turn]) -> str:
     """The follow-up as a standalone question, written by the model (not streamed)."""
+    return checked_rewrite(model_rewrite(llm, settings, question, history), question, history)
+
+
+def checked_rewrite(text: str, question: str, history: list[Turn]) -> str:
+    """The model's rewrite, unless it lost the follow-up's own words; then the heuristic one."""
+    if keeps_question(text, question):
+        return text
+    # Small models sometimes restate the previous turn instead (evals/followups.py).
+    log.info("condensed question dropped the follow-up's words; using the heuristic rewrite")
+    return condense_heuristic(question, history)
+
+
+def model_rewrite(llm: LLM, settings: Settings, question: str, history: list[Turn]) -> str:
+    """The model's reply to the condense prompt, cleaned up, before any check of its sense."""
     from llama_index.core.llms import ChatMessage
 
     reply = llm.chat([ChatMessage(role="user", content=condense_prompt(settings, question, history))])
@@ -247,10 +261,6 @@ def condense(llm: LLM, settings: Settings, question: str, history: list[Turn]) -
     text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.I).strip().strip("\"'` ")
     if len(text) < 3 or len(text) > 1000:
         raise LLMUnavailable("the model returned no usable standalone question")
-    if not keeps_question(text, question):
-        # Small models sometimes restate the previous turn instead (evals/followups.py).
-        log.info("condensed question dropped the follow-up's words; using the heuristic rewrite")
-        return condense_heuristic(question, history)
     return text
 
 

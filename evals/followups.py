@@ -4,7 +4,9 @@
 make sense with the first question ("What are their limitations?") and
 standalone questions asked after an unrelated first one. For each, hit@5 of
 the gold paper is reported with the heuristic rewrite and without it; a good
-rule lifts the first kind and leaves the second alone.
+rule lifts the first kind and leaves the second alone. With an LLM configured
+(OPENAI_BASE_URL ...) the model's condensed question is scored too, as it
+comes and after the check that it kept the follow-up's own words.
 """
 
 from __future__ import annotations
@@ -20,23 +22,36 @@ from bot.corpus import normalize_title
 
 def main(store_dir: str) -> None:
     engine = Engine(Settings(store_dir=store_dir))
+    llm = None
+    if engine.settings.llm_configured:
+        from bot.llm import get_llm
+
+        llm = get_llm(engine)
     rows = [json.loads(line) for line in open(Path(__file__).parent / "followups.jsonl")]
     tally: dict[str, dict[str, int]] = {}
     for row in rows:
         gold = {normalize_title(g) for g in row["gold"]}
         history = [Turn("user", q) for q in row["history"]]
-        rewritten = condense_heuristic(row["question"], history)
-        counts = tally.setdefault(row["kind"], {"n": 0, "raw": 0, "heuristic": 0, "rewritten": 0})
+        queries = {"raw": row["question"], "heuristic": condense_heuristic(row["question"], history)}
+        if llm is not None:
+            from bot.llm import checked_rewrite, model_rewrite
+
+            queries["model"] = model_rewrite(llm, engine.settings, row["question"], history)
+            queries["guarded"] = checked_rewrite(queries["model"], row["question"], history)
+            print(f"{row['id']} {row['kind']}: {queries['model']!r} -> {queries['guarded']!r}", file=sys.stderr)
+        counts = tally.setdefault(row["kind"], {"n": 0, "rewritten": 0})
         counts["n"] += 1
-        counts["rewritten"] += rewritten != row["question"]
-        for key, query in (("raw", row["question"]), ("heuristic", rewritten)):
+        counts["rewritten"] += queries["heuristic"] != row["question"]
+        for key, query in queries.items():
             hits = engine.retriever.search(query, k=5)
-            counts[key] += any(normalize_title(h.paper.title) in gold for h in hits)
-    print("| second turn | n | rewritten | hit@5 without | hit@5 with heuristic |")
-    print("| --- | --- | --- | --- | --- |")
+            counts[key] = counts.get(key, 0) + any(normalize_title(h.paper.title) in gold for h in hits)
+    extra = " hit@5 model rewrite | hit@5 model rewrite, guarded |" if llm is not None else ""
+    print("| second turn | n | rewritten by heuristic | hit@5 without | hit@5 with heuristic |" + extra)
+    print("| --- | --- | --- | --- | --- |" + (" --- | --- |" if extra else ""))
     for kind, c in tally.items():
         n = c["n"]
-        print(f"| {kind} | {n} | {c['rewritten'] / n:.2f} | {c['raw'] / n:.2f} | {c['heuristic'] / n:.2f} |")
+        cells = [c["rewritten"], c["raw"], c["heuristic"]] + ([c["model"], c["guarded"]] if extra else [])
+        print(f"| {kind} | {n} | " + " | ".join(f"{v / n:.2f}" for v in cells) + " |")
 
 
 if __name__ == "__main__":
