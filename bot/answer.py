@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,10 +23,9 @@ from bot.config import Settings, get_settings
 from bot.indexing import Manifest, Store, open_index
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import Answer, Citation, Hit, Sentence
-from bot.text import with_marker
+from bot.text import BadQuestion, check_question, with_marker
 
 REFUSAL = "The indexed abstracts do not answer this question."
-MAX_QUESTION_CHARS = 2000
 # Follow-ups that lean on the previous turn ("what about their limitations?").
 _FOLLOW_UP = re.compile(
     r"\b(they|them|their|theirs|it|its|this|that|these|those|such|the same|above|former|latter|"
@@ -38,26 +36,6 @@ _FOLLOW_UP = re.compile(
 _BOILERPLATE = re.compile(
     r"https?://|github\.com|\bcode (is|are|will be) (publicly )?(made )?available|\bwe release\b", re.I
 )
-
-
-class BadQuestion(ValueError):
-    """A question paperbot will not run; the message is for the user."""
-
-
-def check_question(question: object) -> str:
-    """Return the cleaned question or raise :class:`BadQuestion` with a one-line reason."""
-    if not isinstance(question, str):
-        raise BadQuestion("the question must be text")
-    text = unicodedata.normalize("NFKC", question).strip()
-    if not text:
-        raise BadQuestion("the question is empty")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise BadQuestion(f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
-    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
-    letters = sum(ch.isalpha() for ch in text)
-    if printable < 0.95 * len(text) or "\ufffd" in text or letters < 2:
-        raise BadQuestion("the question is not readable text (binary or control characters)")
-    return " ".join(text.split())
 
 
 @dataclass

@@ -159,8 +159,8 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _filters(source: str | None, year_from: Any, year_to: Any):
-    from bot.answer import BadQuestion
     from bot.retrieval import Filters
+    from bot.text import BadQuestion
 
     try:
         low, high = _int_or_none(year_from), _int_or_none(year_to)
@@ -212,8 +212,8 @@ class ChatHandlers:
         """Stream one answer into the chat; outputs: textbox, chatbot, turns, sources panel."""
         import gradio as gr
 
-        from bot.answer import BadQuestion
         from bot.schema import Answer
+        from bot.text import BadQuestion
 
         message = message if isinstance(message, str) else ""
         history = list(history or [])
@@ -268,7 +268,7 @@ class ChatHandlers:
         """One blocking answer for API clients: the answer as data plus the rendered chat and panel."""
         import gradio as gr
 
-        from bot.answer import BadQuestion
+        from bot.text import BadQuestion
 
         started = time.perf_counter()
         try:
@@ -294,8 +294,8 @@ class ChatHandlers:
         """A literature summary for the page, plus the same as a downloadable .md file."""
         import gradio as gr
 
-        from bot.answer import BadQuestion
         from bot.summarize import summarize
+        from bot.text import BadQuestion
 
         hidden = gr.update(value=None, visible=False)
         try:

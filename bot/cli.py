@@ -15,6 +15,8 @@ import typer
 from typer._click import exceptions as click_exc
 
 from bot.config import get_settings
+from bot.errors import UserError
+from bot.text import check_question
 
 app = typer.Typer(
     name="paperbot",
@@ -26,7 +28,7 @@ app = typer.Typer(
 )
 
 
-class CliError(Exception):
+class CliError(UserError):
     """An error with a message for the user; exits non-zero without a traceback."""
 
 
@@ -91,6 +93,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Rank papers for QUERY."""
+    query = check_question(query)  # before the engine loads: bad input fails at once
     hits = _engine().search(query, k=k)
     if as_json:
         _print_json([h.to_dict() for h in hits])
@@ -109,9 +112,9 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Answer QUESTION from the abstracts, with numbered citations."""
-    from bot.answer import Answer, check_question
+    question = check_question(question)  # before the slow imports: bad input fails at once
+    from bot.answer import Answer
 
-    question = check_question(question)
     engine = _engine()
     answer: Answer | None = None
     streamed = False
@@ -242,12 +245,11 @@ def summarize_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")] = False,
 ) -> None:
     """A themed overview of TOPIC from the indexed papers, with numbered references."""
+    topic = check_question(topic)
     from tqdm import tqdm
 
-    from bot.answer import check_question
     from bot.summarize import output_problem, summarize
 
-    topic = check_question(topic)
     if out is not None and (problem := output_problem(out)):
         raise CliError(problem)  # before the run, not after minutes of work
     engine = _engine()
@@ -276,10 +278,6 @@ def summarize_cmd(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes a one-line message and a non-zero exit."""
-    from bot.answer import BadQuestion
-    from bot.corpus import SourceError
-    from bot.indexing import IndexError_
-
     try:
         app(args=argv, standalone_mode=False)
     except click_exc.NoArgsIsHelpError as exc:
@@ -291,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.ClickException as exc:
         typer.echo(f"paperbot: error: {exc.format_message()}", err=True)
         return 1
-    except (BadQuestion, CliError, SourceError, IndexError_) as exc:
+    except UserError as exc:
         typer.echo(f"paperbot: error: {exc}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):

@@ -6,6 +6,7 @@ operation, because every entry point imports this module first.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -33,11 +34,14 @@ for _key, _value in _OFFLINE_ENV.items():
 
 
 def _tiktoken_cache() -> str | None:
+    # Found without importing llama_index.core, which takes seconds.
     try:
-        import llama_index.core as lic
+        spec = importlib.util.find_spec("llama_index.core")
     except ImportError:  # pragma: no cover - llama-index is a hard dependency
         return None
-    path = Path(lic.__file__).parent / "_static" / "tiktoken_cache"
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "_static" / "tiktoken_cache"
     return str(path) if path.is_dir() else None
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.errors import UserError
 from bot.schema import Paper
 
 SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv"}
@@ -70,7 +71,7 @@ class CorpusReport:
     merged: int = 0  # entries folded into an earlier paper
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A source file that cannot be read at all."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from bot.config import PROJECT_ROOT
 from bot.corpus import normalize_title
+from bot.errors import UserError
 from bot.retrieval import RETRIEVER_KINDS
 from bot.schema import Answer, Hit, Paper
 from bot.text import markers_in, split_sentences, strip_markers, token_f1
@@ -55,7 +56,7 @@ _EPSILON = 1e-5  # baseline values are stored rounded to 6 decimals
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
 
 
-class EvalError(ValueError):
+class EvalError(UserError, ValueError):
     """A problem with the eval's inputs; the message is for the user."""
 
 

@@ -24,13 +24,14 @@ from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from bot.config import Settings
 from bot.corpus import CorpusReport, load_corpus, source_counts
 from bot.embedding import MODEL_NAME, get_encoder
+from bot.errors import UserError
 from bot.schema import Chunk, Paper
 
 MANIFEST_ID = "manifest"
 FORMAT_VERSION = 1
 
 
-class IndexError_(RuntimeError):
+class IndexError_(UserError, RuntimeError):
     """The index is missing or unusable; the message says what to do."""
 
 

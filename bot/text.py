@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+
+from bot.errors import UserError
+
+MAX_QUESTION_CHARS = 2000
 
 # Abbreviations whose period does not end a sentence in abstracts.
 _ABBREV = (
@@ -10,6 +15,26 @@ _ABBREV = (
 )
 _SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+class BadQuestion(UserError, ValueError):
+    """A question paperbot will not run; the message is for the user."""
+
+
+def check_question(question: object) -> str:
+    """Return the cleaned question or raise :class:`BadQuestion` with a one-line reason."""
+    if not isinstance(question, str):
+        raise BadQuestion("the question must be text")
+    text = unicodedata.normalize("NFKC", question).strip()
+    if not text:
+        raise BadQuestion("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise BadQuestion(f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    letters = sum(ch.isalpha() for ch in text)
+    if printable < 0.95 * len(text) or "\ufffd" in text or letters < 2:
+        raise BadQuestion("the question is not readable text (binary or control characters)")
+    return " ".join(text.split())
 
 
 def split_sentences(text: str) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -81,6 +83,19 @@ def test_bad_input_one_line_error(built, args, message):
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("command", ["ask", "search", "summarize"])
+def test_bad_question_is_rejected_before_the_engine_loads(cli_env, command):
+    # A typo should not wait for llama-index, Chroma and the model to load.
+    code = (
+        "import sys; from bot.cli import main; "
+        f"status = main([{command!r}, '   ']); "
+        "print(status, sorted(m for m in ('llama_index.core', 'chromadb', 'onnxruntime') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["1", "[]"], out.stdout + out.stderr
+    assert out.stderr.strip() == "paperbot: error: the question is empty"
 
 
 def test_command_before_any_index_builds_it(tmp_path, cli_env):
