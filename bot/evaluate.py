@@ -33,6 +33,7 @@ from bot.text import markers_in, split_sentences, strip_markers, token_f1
 
 if TYPE_CHECKING:
     from bot.answer import Engine
+    from bot.retrieval import HybridRetriever
 
 DEFAULT_DATASET = PROJECT_ROOT / "evals" / "questions.jsonl"
 DEFAULT_BASELINE = PROJECT_ROOT / "evals" / "baseline.json"
@@ -233,18 +234,14 @@ def _norm(text: str) -> str:
 class SupportChecker:
     """Scores answer sentences against the abstracts of the papers they cite."""
 
-    def __init__(self, encoder: Any, papers: dict[str, Paper]) -> None:
-        self.encoder = encoder
-        self.papers = papers
-        self._sentences: dict[str, list[str]] = {}
-        self._vectors: dict[str, np.ndarray] = {}
+    def __init__(self, retriever: HybridRetriever) -> None:
+        self.retriever = retriever
+        self.encoder = retriever.encoder
+        self.papers = retriever.papers
 
     def _paper_vectors(self, paper_id: str) -> np.ndarray:
-        if paper_id not in self._vectors:
-            sentences = split_sentences(self.papers[paper_id].abstract) or [self.papers[paper_id].title]
-            self._sentences[paper_id] = sentences
-            self._vectors[paper_id] = self.encoder.encode(sentences)
-        return self._vectors[paper_id]
+        # Cached by the retriever, which embeds the same sentences for extractive answers.
+        return self.retriever.sentence_vectors(self.papers[paper_id])[1]
 
     def support(self, sentences: list[tuple[str, list[str]]]) -> list[float]:
         """Best cosine of each (sentence, cited paper ids) against those papers' abstract sentences."""
@@ -418,7 +415,7 @@ def run_eval(
     resolved = engine.resolve_mode(mode)
     if resolved == "llm" and not engine.settings.llm_configured:
         raise EvalError("--mode llm needs an LLM: set OPENAI_API_KEY or OPENAI_BASE_URL")
-    checker = SupportChecker(engine.retriever.encoder, engine.retriever.papers)
+    checker = SupportChecker(engine.retriever)
     started = datetime.now(UTC)
     records: list[dict[str, Any]] = []
     for q in tqdm(questions, desc="Evaluating", unit="q", disable=not progress, file=sys.stderr):

@@ -23,15 +23,14 @@ import numpy as np
 
 from bot.answer import REFUSAL, Turn, condense_heuristic, refused_answer
 from bot.config import Settings
-from bot.embedding import get_encoder
 from bot.schema import Answer, Citation, Hit, Sentence
-from bot.text import markers_in, split_sentences, strip_markers, tokens
+from bot.text import markers_in, split_sentences, strip_markers, tokens, with_marker
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
 
     from bot.answer import Engine
-    from bot.retrieval import Filters
+    from bot.retrieval import Filters, HybridRetriever
 
 log = logging.getLogger(__name__)
 
@@ -335,26 +334,35 @@ def _prefix_style(text: str) -> bool:
     return bool(re.match(r"\[\d", text.lstrip(" *-#>")))
 
 
+def _markers_after(text: str) -> str:
+    """Rewrite prefix style ("[1] claim. [2] claim.") to the usual "claim [1]. claim [2].", line by line."""
+    lines = []
+    for line in text.splitlines():
+        parts = _GROUP.split(line)  # text, group, text, group, ...
+        pieces = [parts[0].strip()] if parts[0].strip() else []
+        for group, body in zip(parts[1::2], parts[2::2], strict=True):
+            if body.strip():
+                pieces.append(with_marker(body.strip(), group))
+        lines.append(" ".join(pieces))
+    return "\n".join(lines)
+
+
 def _tidy(text: str) -> str:
-    """Drop a reference list the model appended and pull lone marker lines up to their claim."""
+    """Drop a reference list the model appended and put every marker after its claim."""
     lines = text.strip().splitlines()
     for i, line in enumerate(lines):
         if _REFERENCE_LIST.match(line.strip()):
             lines = lines[:i]  # it repeats the sources and claims nothing
             break
     text = "\n".join(lines).strip()
-    return text if _prefix_style(text) else _LONE_MARKERS.sub(r" \1", text).strip()
+    if _prefix_style(text):
+        return _markers_after(text).strip()
+    return _LONE_MARKERS.sub(r" \1", text).strip()
 
 
-def _split(text: str) -> list[tuple[str, list[int]]]:
-    """Sentences, line by line, each with the source numbers it cites.
-
-    Markers normally follow their claim, also when written after the full stop;
-    in prefix style a marker belongs to the sentence after it.
-    """
-    prefix = _prefix_style(text)
-    out: list[tuple[str, list[int]]] = []
-    pending: list[int] = []
+def _split(text: str) -> list[str]:
+    """Sentences, line by line; markers written after the full stop stay with their sentence."""
+    out: list[str] = []
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -362,56 +370,58 @@ def _split(text: str) -> list[tuple[str, list[int]]]:
         start = len(out)
         for piece in split_sentences(line):
             lead = _LEADING_MARKERS.match(piece)
-            if lead and len(out) > start and not prefix:
-                out[-1] = (f"{out[-1][0]} {lead.group(0).strip()}", out[-1][1])
+            if lead and len(out) > start:
+                out[-1] = f"{out[-1]} {lead.group(0).strip()}"
                 piece = piece[lead.end() :].strip()
             if not any(ch.isalpha() for ch in strip_markers(piece)):
-                # A bare "[1]" is not a sentence; list numbering ("2.") is dropped.
-                if markers_in(piece) and prefix:
-                    pending += markers_in(piece)
-                elif markers_in(piece) and out:
-                    out[-1] = (f"{out[-1][0]} {piece}", out[-1][1])
+                # A bare "[1]" (even on a line of its own) belongs to the claim before it;
+                # list numbering ("2.") is not a sentence.
+                if markers_in(piece) and out:
+                    out[-1] = f"{out[-1]} {piece}"
                 continue
-            out.append((piece, pending))
-            pending = []
-    if pending and out:
-        out[-1] = (out[-1][0], out[-1][1] + pending)
-    return [(text, list(dict.fromkeys(carried + markers_in(text)))) for text, carried in out]
+            out.append(piece)
+    return out
 
 
-def _evidence(hit: Hit) -> list[str]:
-    sentences = [s for s in split_sentences(hit.paper.abstract) if len(s) >= 20]
-    return sentences + [hit.chunk_text]
+def evidence_for(retriever: HybridRetriever, hits: list[Hit]) -> list[tuple[list[str], np.ndarray]]:
+    """What can back a claim citing each hit: its abstract sentences, then the retrieved chunk, with vectors.
+
+    Abstract sentence vectors come from the retriever's per-paper cache; only the chunks are encoded.
+    """
+    chunks = retriever.encoder.encode([h.chunk_text for h in hits]) if hits else np.zeros((0, 384))
+    out = []
+    for hit, chunk_vector in zip(hits, chunks, strict=True):
+        sentences, vectors = retriever.sentence_vectors(hit.paper)
+        keep = [i for i, s in enumerate(sentences) if len(s) >= 20]
+        out.append(([sentences[i] for i in keep] + [hit.chunk_text], np.vstack([vectors[keep], chunk_vector])))
+    return out
 
 
-def verify(text: str, sources: list[Hit], threshold: float) -> Checked:
+def verify(text: str, sources: list[Hit], threshold: float, retriever: HybridRetriever) -> Checked:
     """Check the model's markers against ``sources`` (prompt order, source n = sources[n-1])."""
     text, order, dangling = _renumber(_tidy(text), len(sources))
     sentences = _split(text)
-    encoder = get_encoder()
     cited = [sources[old - 1] for old in order]
-    evidence = [_evidence(hit) for hit in cited]
-    flat = [s for group in evidence for s in group]
-    plain = [strip_markers(s) or s for s, _ in sentences]
-    vectors = encoder.encode(plain + flat) if plain else np.zeros((0, 384))
-    svec, evec = vectors[: len(plain)], vectors[len(plain) :]
-    # Citation n's evidence is evec[bounds[n-1]:bounds[n]]: its abstract sentences, then its chunk.
-    bounds = np.cumsum([0] + [len(g) for g in evidence])
-    sims = svec @ evec.T if len(flat) else np.zeros((len(plain), 0))
+    # evidence[n-1]: citation n's abstract sentences, then its chunk, and their vectors.
+    evidence = evidence_for(retriever, cited)
+    plain = [strip_markers(s) or s for s in sentences]
+    svec = retriever.encoder.encode(plain) if plain else np.zeros((0, 384))
 
     out_sentences: list[Sentence] = []
     supported_by: dict[int, list[bool]] = {n: [] for n in range(1, len(order) + 1)}
     best_quote: dict[int, tuple[float, str]] = {}
-    for i, (sentence, numbers) in enumerate(sentences):
+    for i, sentence in enumerate(sentences):
+        numbers = list(dict.fromkeys(markers_in(sentence)))
         support = {}
         for n in numbers:
-            row = sims[i, bounds[n - 1] : bounds[n]]
+            texts, vectors = evidence[n - 1]
+            row = vectors @ svec[i]
             support[n] = float(row.max())
             # The quote is an abstract sentence (not the chunk, the last evidence item).
             j = int(np.argmax(row[:-1])) if len(row) > 1 else 0
             score = float(row[j])
             if score > best_quote.get(n, (-2.0, ""))[0]:
-                best_quote[n] = (score, evidence[n - 1][j])
+                best_quote[n] = (score, texts[j])
             supported_by[n].append(support[n] >= threshold)
         verified = any(s >= threshold for s in support.values())
         out_sentences.append(Sentence(text=sentence, citations=numbers, verified=verified))
@@ -419,7 +429,7 @@ def verify(text: str, sources: list[Hit], threshold: float) -> Checked:
     citations = []
     for n, hit in enumerate(cited, start=1):
         paper = hit.paper
-        quote = best_quote.get(n, (0.0, _evidence(hit)[0]))[1]
+        quote = best_quote.get(n, (0.0, evidence[n - 1][0][0]))[1]
         citations.append(
             Citation(
                 n=n,
@@ -502,7 +512,7 @@ def stream_llm_answer(
         if is_refusal(text):
             yield answer
             return
-        checked = verify(text, prompt.sources, settings.verify_threshold)
+        checked = verify(text, prompt.sources, settings.verify_threshold, engine.retriever)
         if not checked.sentences:
             raise LLMUnavailable("completion without any sentences")
     except Exception as exc:  # noqa: BLE001 - includes errors raised mid-stream

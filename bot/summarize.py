@@ -22,7 +22,7 @@ import numpy as np
 
 from bot.answer import Engine, check_question
 from bot.schema import Hit, Paper
-from bot.text import markers_in, split_sentences, strip_markers, token_f1, tokens, with_marker
+from bot.text import map_markers, markers_in, split_sentences, strip_markers, token_f1, tokens, with_marker
 
 log = logging.getLogger(__name__)
 
@@ -430,14 +430,13 @@ def keep_resolvable(text: str, allowed: set[int]) -> tuple[str, int]:
     """Drop every [n] that names no paper of this summary; returns the text and how many went."""
     dropped = 0
 
-    def rewrite(match: re.Match[str]) -> str:
+    def keep(numbers: list[int]) -> list[int]:
         nonlocal dropped
-        numbers = markers_in(match.group(0))
         kept = [n for n in dict.fromkeys(numbers) if n in allowed]
         dropped += len(numbers) - len(kept)
-        return f" [{', '.join(map(str, kept))}]" if kept else ""
+        return kept
 
-    return re.sub(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]", rewrite, text).strip(), dropped
+    return map_markers(text, keep), dropped
 
 
 def _grounded(engine: Engine, text: str, paper: Paper) -> bool:
@@ -446,17 +445,6 @@ def _grounded(engine: Engine, text: str, paper: Paper) -> bool:
     vectors = engine.retriever.encoder.encode([text, *sentences])
     support = float((vectors[1:] @ vectors[0]).max())
     return support >= engine.settings.verify_threshold and token_f1(text, paper.title) < 0.8
-
-
-def _markers_after(text: str) -> str:
-    """Small models copy the prompt's "[n] Title: claim" layout; put each marker after its text."""
-    if not re.match(r"^\s*\[\d+\]", text):
-        return text
-    parts = re.split(r"\[(\d+)\]", text)
-    out = [
-        f"{body.strip().rstrip('.')} [{n}]." for n, body in zip(parts[1::2], parts[2::2], strict=True) if body.strip()
-    ]
-    return " ".join(out)
 
 
 def _llm_theme(
@@ -499,7 +487,7 @@ def _llm_theme(
         # A name needs words; otherwise the theme keeps its distinctive-terms name.
         name = name if len(re.findall(r"[A-Za-z]", name)) >= 4 else None
         reply = "\n".join(reply.splitlines()[1:]).strip()
-    reply = _markers_after(" ".join(re.sub(r"^\s*[-*\u2022]\s*", "", line) for line in reply.splitlines()))
+    reply = " ".join(re.sub(r"^\s*[-*\u2022]\s*", "", line) for line in reply.splitlines())
     # Small models echo the prompt's header line before the paragraph.
     reply = re.sub(
         r"^.*?each followed by its paper number in square brackets:?\s*", "", " ".join(reply.split()), flags=re.I
@@ -508,13 +496,13 @@ def _llm_theme(
     try:
         if not any(ch.isalpha() for ch in strip_markers(reply)):
             raise ValueError("the model wrote no paragraph")
-        return (name, *_verified_paragraph(reply, hits, group, settings.verify_threshold))
+        return (name, *_verified_paragraph(engine, reply, hits, group))
     except ValueError as exc:
         # The synthesis failed the check; the model's own per-paper claims (each grounded in its
         # abstract above) make the paragraph instead, and pass the same citation check.
         mapped_text = " ".join(f"{m.rstrip('.')} [{n}]." for n, m in enumerate(mapped, start=1))
         try:
-            text, cited = _verified_paragraph(mapped_text, hits, group, settings.verify_threshold)
+            text, cited = _verified_paragraph(engine, mapped_text, hits, group)
         except ValueError:
             raise exc from None
         raise _MappedParagraph(str(exc), name, text, cited) from None
@@ -528,11 +516,11 @@ class _MappedParagraph(ValueError):
         self.name, self.text, self.cited = name, text, cited
 
 
-def _verified_paragraph(reply: str, hits: list[Hit], group: list[Candidate], threshold: float) -> tuple[str, list[Hit]]:
+def _verified_paragraph(engine: Engine, reply: str, hits: list[Hit], group: list[Candidate]) -> tuple[str, list[Hit]]:
     """As in chat: dangling numbers go, and each sentence must be backed by the papers it cites."""
     from bot.llm import verify
 
-    checked = verify(reply, hits, threshold)
+    checked = verify(reply, hits, engine.settings.verify_threshold, engine.retriever)
     kept = [s for s in checked.sentences if s.verified and s.citations]
     if not kept or len(kept) < len(checked.sentences) / 2:
         raise ValueError(f"only {len(kept)} of {len(checked.sentences)} sentences are backed by the papers they cite")
@@ -543,12 +531,7 @@ def _verified_paragraph(reply: str, hits: list[Hit], group: list[Candidate], thr
 
 def _renumber_local(text: str, local: list[Hit], number: _Numbering) -> str:
     """Rewrite local [k] (k-th of ``local``) to the summary-wide numbers."""
-
-    def rewrite(match: re.Match[str]) -> str:
-        nums = [number(local[k - 1].paper) for k in markers_in(match.group(0)) if 1 <= k <= len(local)]
-        return f" [{', '.join(map(str, dict.fromkeys(nums)))}]" if nums else ""
-
-    return re.sub(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]", rewrite, text).strip()
+    return map_markers(text, lambda ks: [number(local[k - 1].paper) for k in ks if 1 <= k <= len(local)])
 
 
 # -- the whole flow ----------------------------------------------------------------

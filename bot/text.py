@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 from bot.errors import UserError
 
@@ -48,11 +49,21 @@ def markers_in(text: str) -> list[int]:
     return [int(n) for group in _MARKER.findall(text) for n in group.split(",")]
 
 
+def map_markers(text: str, mapping: Callable[[list[int]], list[int]]) -> str:
+    """Rewrite each "[n, m]" group through ``mapping``; a group mapped to nothing is removed."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        kept = list(dict.fromkeys(mapping(markers_in(match.group(0)))))
+        return f" [{', '.join(map(str, kept))}]" if kept else ""
+
+    return _MARKER.sub(rewrite, text).strip()
+
+
 def strip_markers(text: str) -> str:
     return _MARKER.sub("", text).strip()
 
 
-def with_marker(sentence: str, n: int) -> str:
+def with_marker(sentence: str, n: int | str) -> str:
     """Put "[n]" before the sentence's final punctuation."""
     sentence = sentence.rstrip()
     if sentence and sentence[-1] in ".!?":

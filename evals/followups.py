@@ -24,7 +24,7 @@ def main(store_dir: str) -> None:
     engine = Engine(Settings(store_dir=store_dir))
     llm = None
     if engine.settings.llm_configured:
-        from bot.llm import get_llm
+        from bot.llm import checked_rewrite, get_llm, model_rewrite
 
         llm = get_llm(engine)
     rows = [json.loads(line) for line in open(Path(__file__).parent / "followups.jsonl")]
@@ -34,8 +34,6 @@ def main(store_dir: str) -> None:
         history = [Turn("user", q) for q in row["history"]]
         queries = {"raw": row["question"], "heuristic": condense_heuristic(row["question"], history)}
         if llm is not None:
-            from bot.llm import checked_rewrite, model_rewrite
-
             queries["model"] = model_rewrite(llm, engine.settings, row["question"], history)
             queries["guarded"] = checked_rewrite(queries["model"], row["question"], history)
             print(f"{row['id']} {row['kind']}: {queries['model']!r} -> {queries['guarded']!r}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The citation-verification threshold: `python evals/tune_verify.py [STORE_DIR]`.
 
 LLM mode marks a sentence verified when its MiniLM cosine to some evidence of a
-cited paper (an abstract sentence or the retrieved chunk, ``bot.llm._evidence``)
+cited paper (an abstract sentence or the retrieved chunk, ``bot.llm.evidence_for``)
 reaches ``PAPERBOT_VERIFY_THRESHOLD``. Labelled pairs come from the eval sets:
 each sentence of a reference answer against its gold paper is "supported", and
 against the other retrieved papers "not supported" (a topic neighbour, the hard
@@ -21,7 +21,7 @@ from bot.answer import Engine
 from bot.config import Settings
 from bot.corpus import normalize_title
 from bot.embedding import get_encoder
-from bot.llm import _evidence
+from bot.llm import evidence_for
 from bot.text import split_sentences
 
 HERE = Path(__file__).resolve().parent
@@ -43,8 +43,7 @@ def labelled_pairs(engine: Engine, path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not sentences:
             continue
         svec = encoder.encode(sentences)
-        for hit in hits:
-            evidence = encoder.encode(_evidence(hit))
+        for hit, (_, evidence) in zip(hits, evidence_for(engine.retriever, hits), strict=True):
             best = (svec @ evidence.T).max(axis=1)
             is_gold = normalize_title(hit.paper.title) in gold or hit.paper.arxiv_id in gold
             scores += best.tolist()
