@@ -171,11 +171,17 @@ def _filters(source: str | None, year_from: Any, year_to: Any):
     return Filters(source=source or None, year_from=low, year_to=high)
 
 
-def _k(value: Any) -> int | None:
+def _lenient_int(value: Any) -> int | None:
+    """A number field's value, or None (the default applies) when it is empty or not a number."""
     try:
-        return min(max(int(value), 1), 50) if value not in (None, "") else None
+        return _int_or_none(value)
     except (TypeError, ValueError):
         return None
+
+
+def _k(value: Any) -> int | None:
+    n = _lenient_int(value)
+    return None if n is None else min(max(n, 1), 50)
 
 
 def _turns(raw: list[dict] | None) -> list:
@@ -299,7 +305,7 @@ class ChatHandlers:
 
         hidden = gr.update(value=None, visible=False)
         try:
-            summary = summarize(self.engine, topic, papers=_k_summary(papers), mode=mode or None, progress=progress)
+            summary = summarize(self.engine, topic, papers=_lenient_int(papers), mode=mode or None, progress=progress)
         except BadQuestion as exc:
             return f"⚠️ Cannot summarize: {inert(str(exc))}.", hidden
         except Exception:
@@ -312,13 +318,6 @@ class ChatHandlers:
         path = Path(tempfile.mkdtemp(dir=self._downloads)) / f"summary-{slug}.md"
         path.write_text(summary.to_markdown(), encoding="utf-8")
         return render_summary(summary), gr.update(value=str(path), visible=True)
-
-
-def _k_summary(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def render_summary(summary: Any) -> str:
