@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.errors import UserError
 from bot.schema import Paper
+from bot.text import drop_reference_marks
 
 SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv"}
 
@@ -159,7 +160,7 @@ def parse_arxiv_list(text: str, source: str) -> tuple[list[Entry], list[Problem]
         entries.append(
             Entry(
                 title=None,
-                abstract=abstract,
+                abstract=drop_reference_marks(abstract),
                 source=source,
                 line=seg_line,
                 arxiv_id=arxiv_id,
@@ -330,7 +331,7 @@ def merge_entries(entries: list[Entry]) -> list[Paper]:
             Paper(
                 paper_id=paper_id_for(normalize_title(title) if titles else normalize_abstract(abstract), arxiv_id),
                 title=title,
-                abstract=abstract,
+                abstract=drop_reference_marks(abstract),
                 arxiv_id=arxiv_id,
                 url=url,
                 year=next((e.year for e in group if e.year), None),

@@ -16,6 +16,7 @@ _ABBREV = (
 )
 _SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\](?=[\s.,;:)]|$)")
 
 
 class BadQuestion(UserError, ValueError):
@@ -61,6 +62,16 @@ def map_markers(text: str, mapping: Callable[[list[int]], list[int]]) -> str:
 
 def strip_markers(text: str) -> str:
     return _MARKER.sub("", text).strip()
+
+
+def drop_reference_marks(abstract: str) -> str:
+    """Remove an abstract's own bibliography marks ("Hypothesis [27]", "et al. [2022]").
+
+    They point into a reference list nobody here can see, and in an answer they
+    would read as paperbot's [n] citations. Brackets not preceded by a space,
+    such as the interval in "L^2([0,1]^d)", stay.
+    """
+    return _REFERENCE_MARK.sub("", abstract)
 
 
 def with_marker(sentence: str, n: int | str) -> str:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Sanity checks for the paperbot eval sets (stdlib only).
 
-Checks evals/questions.jsonl, evals/heldout.jsonl and evals/topics.jsonl:
+Checks evals/questions.jsonl, evals/heldout.jsonl, evals/heldout2.jsonl and evals/topics.jsonl:
   * every line is a JSON object with the expected fields and types;
-  * ids are unique (within each file and across all three files);
+  * ids are unique (within each file and across all files);
   * every gold title occurs verbatim as a line of some source file
     (after stripping whitespace and a leading "Subscribe");
   * every gold arXiv id (NNNN.NNNNN) occurs as "arXiv:<id>" in the file-000 source;
@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_SOURCES = [ROOT / "index" / "sources", Path("/work/shared/corpus")]
-QUESTION_FILES = {"questions.jsonl": "q", "heldout.jsonl": "h"}
+QUESTION_FILES = {"questions.jsonl": "q", "heldout.jsonl": "h", "heldout2.jsonl": "g"}
 TYPES = {"lookup", "multi", "detail", "unanswerable"}
 ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
 
@@ -132,9 +132,10 @@ def main():
             if qtype == "lookup":
                 lookup_gold.setdefault(fname, set()).update(gold)
 
-    overlap = lookup_gold.get("questions.jsonl", set()) & lookup_gold.get("heldout.jsonl", set())
-    for t in sorted(overlap):
-        warnings.append(f"heldout lookup reuses a dev lookup paper: {t!r}")
+    for held in ("heldout.jsonl", "heldout2.jsonl"):
+        overlap = lookup_gold.get("questions.jsonl", set()) & lookup_gold.get(held, set())
+        for t in sorted(overlap):
+            warnings.append(f"{held} lookup reuses a dev lookup paper: {t!r}")
 
     topic_rows = read_jsonl(HERE / "topics.jsonl", errors)
     n_empty = 0

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from bot.corpus import load_corpus, merge_entries, normalize_abstract, parse_arxiv_list, read_source
+from bot.text import markers_in
 
 from .conftest import SOURCES
 
@@ -107,3 +108,14 @@ def test_binary_file_is_reported_not_fatal(tmp_path: Path):
     papers, report = load_corpus([tmp_path])
     assert papers == []
     assert str(report.problems[0]) == "junk.txt:1: binary file, not text; skipped"
+
+
+def test_abstracts_lose_their_own_reference_marks_but_keep_intervals():
+    # "[27]" in an abstract would read as one of paperbot's [n] citations.
+    papers, _ = load_corpus([SOURCES])
+    by_title = {p.title: p.abstract for p in papers}
+    riemann = next(a for t, a in by_title.items() if t.startswith("Analysis on Riemann Hypothesis"))
+    assert "Riemann Hypothesis, which is composed" in riemann
+    assert markers_in(riemann) == []
+    moe = next(a for t, a in by_title.items() if t.startswith("Mixture of Experts Soften"))
+    assert "L^2([0,1]^d)" in moe
