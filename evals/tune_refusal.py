@@ -1,0 +1,105 @@
+"""Can another refusal rule do better? `python evals/tune_refusal.py [STORE_DIR]`.
+
+Computes, for every question of the three eval sets, the signals a rule could
+use without an LLM, then scores rules leave-one-set-out: fit a logistic
+regression on two sets, put its threshold where at most 4% of those sets'
+answerable questions are refused, and count refusals on the third set. The
+shipped rule (fixed constants from Settings) is scored on each set as it is.
+Results are in evals/README.md ("The refusal rule").
+
+Signals per question:
+  best    best dense cosine of a retrieved chunk (the shipped rule's first term)
+  unknown share of the question's content words no abstract uses (its second)
+  cover3  IDF-weighted share of the question's words found in the top 3 abstracts
+  sent    best cosine of one abstract sentence of the top 3 papers
+  gap     best cosine minus the mean of ranks 2-5 (a paper that stands out)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from bot.answer import Engine
+from bot.config import Settings
+from bot.retrieval import QUESTION_STOPWORDS
+from bot.text import tokens
+
+HERE = Path(__file__).resolve().parent
+SETS = ("questions", "heldout", "heldout2")
+SIGNALS = ("best", "unknown", "cover3", "sent", "gap")
+MAX_FALSE_REFUSALS = 0.04
+
+
+def signals(engine: Engine) -> list[dict]:
+    retriever = engine.retriever
+    stem = retriever.stemmer.stemWords
+    words_of = {p.paper_id: set(stem(tokens(f"{p.title} {p.abstract}"))) for p in engine.manifest.papers}
+    df = Counter(w for words in words_of.values() for w in words)
+    rows = []
+    for name in SETS:
+        for line in (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            q = json.loads(line)
+            qvec = retriever.embed_query(q["question"])
+            hits = retriever.search(q["question"], k=5, query_vector=qvec)
+            sims = sorted((h.similarity for h in hits), reverse=True)
+            words = stem([w for w in tokens(q["question"]) if len(w) > 2 and w not in QUESTION_STOPWORDS])
+            idf = {w: math.log((len(words_of) + 1) / (df.get(w, 0) + 0.5)) for w in words}
+            top3 = set().union(*(words_of[h.paper.paper_id] for h in hits[:3]))
+            rows.append(
+                {
+                    "set": name,
+                    "answerable": q["type"] != "unanswerable",
+                    "best": sims[0],
+                    "unknown": retriever.unknown_term_share(q["question"]),
+                    "cover3": sum(v for w, v in idf.items() if w in top3) / (sum(idf.values()) or 1.0),
+                    "sent": max(float((retriever.sentence_vectors(h.paper)[1] @ qvec).max()) for h in hits[:3]),
+                    "gap": sims[0] - float(np.mean(sims[1:5])),
+                }
+            )
+    return rows
+
+
+def rates(answered: np.ndarray, answerable: np.ndarray) -> str:
+    """Refusal accuracy on unanswerable questions / false refusals on answerable ones."""
+    return f"{np.mean(~answered[~answerable]):.2f} / {np.mean(~answered[answerable]):.2f}"
+
+
+def main(store_dir: str) -> None:
+    settings = Settings(store_dir=store_dir)
+    rows = signals(Engine(settings))
+    print(f"{'rule':24s}" + "".join(f"{name:>14s}" for name in SETS) + "   (refusal accuracy / false refusals)")
+
+    shipped = []
+    for name in SETS:
+        part = [r for r in rows if r["set"] == name]
+        need = np.array([settings.refusal_threshold + settings.refusal_unknown_weight * r["unknown"] for r in part])
+        answered = np.array([r["best"] for r in part]) >= need
+        shipped.append(rates(answered, np.array([r["answerable"] for r in part])))
+    print(f"{'shipped rule':24s}" + "".join(f"{s:>14s}" for s in shipped))
+
+    for size in (1, 2, 3):
+        for features in itertools.combinations(SIGNALS, size):
+            cells = []
+            for held in SETS:
+                train = [r for r in rows if r["set"] != held]
+                test = [r for r in rows if r["set"] == held]
+                x_train = np.array([[r[f] for f in features] for r in train])
+                y_train = np.array([r["answerable"] for r in train])
+                model = LogisticRegression(C=10, max_iter=2000).fit(x_train, y_train)
+                cut = np.quantile(model.decision_function(x_train)[y_train], MAX_FALSE_REFUSALS)
+                x_test = np.array([[r[f] for f in features] for r in test])
+                answered = model.decision_function(x_test) >= cut
+                cells.append(rates(answered, np.array([r["answerable"] for r in test])))
+            print(f"{'+'.join(features):24s}" + "".join(f"{c:>14s}" for c in cells))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "index/store")
