@@ -15,7 +15,8 @@ _ABBREV = (
     r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)(?<!\bcf)(?<!\bFig)(?<!\bEq)(?<!\bw\.r\.t)(?<!\bresp)(?<!\bapprox)"
 )
 _SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+# Not "[0,1]^d": a bracket followed by an exponent or subscript is maths, not a citation.
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\](?![\^_])")
 _REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\](?=[\s.,;:)]|$)")
 
 

@@ -119,3 +119,4 @@ def test_abstracts_lose_their_own_reference_marks_but_keep_intervals():
     assert markers_in(riemann) == []
     moe = next(a for t, a in by_title.items() if t.startswith("Mixture of Experts Soften"))
     assert "L^2([0,1]^d)" in moe
+    assert markers_in(f"{moe} [2]") == [2]  # the interval is not a citation either
