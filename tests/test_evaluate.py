@@ -12,6 +12,7 @@ from llama_index.core.evaluation import RetrieverEvaluator
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
+from bot.corpus import load_corpus
 from bot.evaluate import (
     DatasetError,
     EvalQuestion,
@@ -22,6 +23,8 @@ from bot.evaluate import (
     run_command,
     run_eval,
 )
+
+from .conftest import SOURCES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / "evals" / "questions.jsonl"
@@ -293,3 +296,18 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
     assert overall["sentences_verified"] == 0.75 and overall["fallback"] == pytest.approx(1 / 3)
     assert overall["ttft_p50_ms"] <= overall["latency_p50_ms"]
     assert len(fake.requests) == 2  # the unanswerable question never reached the model
+
+
+@pytest.mark.parametrize("name", ["questions", "heldout", "heldout2"])
+def test_shipped_question_sets_load_and_every_gold_names_a_paper(name: str):
+    path = ROOT / "evals" / f"{name}.jsonl"
+    questions = load_dataset(path)
+    papers, _ = load_corpus([SOURCES])
+    gold = resolve_gold(questions, papers, path)
+    assert all(gold[q.id] for q in questions if q.type != "unanswerable")
+    assert not any(gold[q.id] for q in questions if q.type == "unanswerable")
+
+
+def test_check_gold_script_passes():
+    done = subprocess.run([sys.executable, str(ROOT / "evals" / "check_gold.py")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
