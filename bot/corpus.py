@@ -160,7 +160,7 @@ def parse_arxiv_list(text: str, source: str) -> tuple[list[Entry], list[Problem]
         entries.append(
             Entry(
                 title=None,
-                abstract=drop_reference_marks(abstract),
+                abstract=abstract,
                 source=source,
                 line=seg_line,
                 arxiv_id=arxiv_id,

@@ -46,7 +46,7 @@ HISTORY_TURNS = 6
 HISTORY_CHARS = 600  # per turn, in the condense prompt
 
 # "[2]", "[1, 3]", "[1-3]"; bot.text.markers_in reads the comma form this module writes back.
-_GROUP = re.compile(r"[ \t]*\[(\d{1,3}(?:\s*[,;\u2013-]\s*\d{1,3})*)\]")
+_GROUP = re.compile(r"[ \t]*\[(\d{1,3}(?:\s*[,;\u2013-]\s*\d{1,3})*)\](?![\^_])")  # not "[0,1]^d", as in bot.text
 _LEADING_MARKERS = re.compile(r"^(?:\[\d+(?:,\s*\d+)*\]\s*)+[.!?]?\s*")
 _LONE_MARKERS = re.compile(r"[ \t]*\n\s*((?:\[\d{1,3}(?:\s*[,;\u2013-]\s*\d{1,3})*\]\s*)+[.!?]?)[ \t]*(?=\n|$)")
 _REFERENCE_LIST = re.compile(r"^\W*(sources|references|citations|bibliography)\W*$", re.I)

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.answer import REFUSAL, Answer, Engine, Turn
-from bot.llm import CHAT_OVERHEAD_TOKENS, build_prompt, count_tokens
+from bot.llm import CHAT_OVERHEAD_TOKENS, _renumber, build_prompt, count_tokens
 from bot.text import markers_in, split_sentences
 from tests.fakeopenai import FakeOpenAI, Reply
 
@@ -363,3 +363,10 @@ def test_cli_llm_answer_lists_only_cited_sources(cli_env, fake, llm_engine):
     # Verification dropped the dangling [7], so the checked text follows.
     assert "Checked answer:" in stdout and "Nothing else is known." in stdout
     assert "1 of 2 sentences are not supported by a cited source." in stdout
+
+
+def test_maths_brackets_are_not_markers_but_out_of_range_markers_are():
+    text, order, dangling = _renumber("Any operator on L^2([0,1]^d) is approximated [2]. So are others [7].", 2)
+    assert "L^2([0,1]^d)" in text
+    assert order == [2] and dangling == 1
+    assert markers_in(text) == [1]
