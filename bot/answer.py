@@ -89,7 +89,7 @@ class ExtractiveAnswerer:
         # A sentence from a paper that matches as a whole is a safer answer.
         paper_sim = np.array([hits[h].similarity for h, _ in candidates])
         score = 0.7 * relevance + 0.3 * paper_sim
-        floor = max(self.settings.answer_min_ratio * float(score.max()), self.settings.refusal_threshold * 0.8)
+        floor = max(self.settings.answer_min_ratio * float(score.max()), self.settings.sentence_floor)
         chosen: list[int] = []
         per_paper: dict[int, int] = {}
         while len(chosen) < self.settings.answer_sentences:
@@ -221,18 +221,15 @@ class Engine:
     ) -> tuple[list[Hit], np.ndarray, bool]:
         """Hits, the query vector, and whether the abstracts are likely to answer it.
 
-        The refusal rule was fitted (logistic regression, evals/questions.jsonl)
-        on the best dense similarity and the share of the question's words the
-        corpus never uses; see evals/README.md.
+        The abstracts are taken to answer it when the top papers cover the
+        question's words (:meth:`HybridRetriever.coverage`); see evals/README.md.
         """
         qvec = self.retriever.embed_query(standalone)
         hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
         if not hits:
             return hits, qvec, False
-        needed = self.settings.refusal_threshold + self.settings.refusal_unknown_weight * (
-            self.retriever.unknown_term_share(standalone)
-        )
-        return hits, qvec, max(h.similarity for h in hits) >= needed
+        covered = self.retriever.coverage(standalone, [h.paper for h in hits[: self.settings.top_k]])
+        return hits, qvec, covered >= self.settings.refusal_threshold
 
     def extractive_answer(
         self, question: str, standalone: str, k: int | None = None, filters: Filters | None = None

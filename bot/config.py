@@ -80,9 +80,11 @@ class Settings(BaseSettings):
 
     # Answering.
     mode: AnswerMode = "auto"
-    # Refuse when the best dense cosine < threshold + weight * share of unknown words.
-    refusal_threshold: float = 0.42
-    refusal_unknown_weight: float = 0.6
+    # Refuse when the top papers' word-piece coverage of the question is below this
+    # (HybridRetriever.coverage; chosen on the three older eval sets, `python evals/tune_refusal.py`).
+    refusal_threshold: float = 0.52
+    # An answer sentence must score at least this much (0.7 * its cosine + 0.3 * its paper's).
+    sentence_floor: float = 0.336
     answer_sentences: int = 4
     answer_min_ratio: float = 0.75  # a sentence must score this share of the best one (tuned on dev)
     # Sentence vs. cited abstract sentence/chunk cosine (LLM mode): balanced accuracy 0.92 on

@@ -9,13 +9,16 @@ small community packages.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from llama_index.core.embeddings import BaseEmbedding
 from pydantic import PrivateAttr
+from tokenizers import Encoding
 
 from bot import config  # noqa: F401  (sets the offline switches first)
 
@@ -25,6 +28,7 @@ TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 MAX_TOKENS = 256  # the model's trained sequence length
 DIMENSION = 384
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
+_CONTENT_PIECE = re.compile(r"[a-z0-9]")  # the uncased vocabulary: no capitals
 
 
 class ModelIntegrityError(RuntimeError):
@@ -64,7 +68,14 @@ class MiniLMEncoder:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        return self.encode_with_tokens(texts, batch_size, keep_tokens=False)[0]
+
+    def encode_with_tokens(
+        self, texts: list[str], batch_size: int = 32, keep_tokens: bool = True
+    ) -> tuple[np.ndarray, list[TokenVectors]]:
+        """Sentence vectors and, from the same model pass, each text's word-piece vectors."""
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        token_vectors: list[TokenVectors | None] = [None] * len(texts)
         # Sorting by length keeps padding, and so wasted compute, small.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
@@ -85,7 +96,36 @@ class MiniLMEncoder:
             pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             out[idx] = pooled
-        return out
+            if keep_tokens:
+                for row, enc in enumerate(encodings):
+                    token_vectors[idx[row]] = TokenVectors.of(texts[idx[row]], enc, hidden[row])
+        return out, [t for t in token_vectors if t is not None]
+
+
+@dataclass
+class TokenVectors:
+    """A text's word pieces that carry a letter or digit: ids, words, unit vectors."""
+
+    ids: list[int]
+    words: list[str]  # the word each piece belongs to, lower-cased
+    vectors: np.ndarray
+
+    @classmethod
+    def of(cls, text: str, encoding: Encoding, hidden: np.ndarray) -> TokenVectors:
+        spans: dict[int, tuple[int, int]] = {}
+        for word, (start, end) in zip(encoding.word_ids, encoding.offsets, strict=True):
+            if word is not None:
+                spans[word] = (spans.get(word, (start, end))[0], end)
+        keep = [
+            i
+            for i, (word, piece) in enumerate(zip(encoding.word_ids, encoding.tokens, strict=True))
+            if word is not None and _CONTENT_PIECE.search(piece)
+        ]
+        words = [text[slice(*spans[encoding.word_ids[i]])].lower() for i in keep]
+        vectors = hidden[keep]
+        vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        # Half precision: a paper's pieces are kept per process, and the scores need no more.
+        return cls([encoding.ids[i] for i in keep], words, vectors.astype(np.float16))
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 from llama_index.core import VectorStoreIndex
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import MockLLM
@@ -16,10 +17,10 @@ from llama_index.retrievers.bm25 import BM25Retriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from bot.config import Settings
-from bot.embedding import MiniLMEmbedding, get_encoder
+from bot.embedding import MiniLMEmbedding, TokenVectors, get_encoder
 from bot.indexing import Manifest, Store, to_node
 from bot.schema import Hit, Paper
-from bot.text import split_sentences, tokens
+from bot.text import split_sentences
 
 RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
 QUESTION_STOPWORDS = set(
@@ -28,6 +29,8 @@ QUESTION_STOPWORDS = set(
     "than then them they we our you your paper papers work works method methods approach model models use used "
     "using show shows study studies".split()
 )
+# The coverage score skips function words as well (NLTK's English list, shipped in bm25s).
+COVERAGE_STOPWORDS = QUESTION_STOPWORDS | set(STOPWORDS_EN_PLUS)
 
 
 @dataclass
@@ -108,7 +111,7 @@ class HybridRetriever:
         for i, c in enumerate(manifest.chunks):
             self.rows_of.setdefault(c.paper_id, []).append(i)
         self.encoder = get_encoder()
-        self._sentence_cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._sentence_cache: dict[str, tuple[list[str], np.ndarray, TokenVectors]] = {}
         self._cache_lock = threading.Lock()
         # Kept in memory to score papers against the query without another round trip.
         self.matrix = store.embeddings(self.chunk_ids)
@@ -122,9 +125,7 @@ class HybridRetriever:
         import Stemmer
 
         self.stemmer = Stemmer.Stemmer("english")
-        self.vocabulary = {
-            stem for p in manifest.papers for stem in self.stemmer.stemWords(tokens(f"{p.title} {p.abstract}"))
-        }
+        self.piece_idf = self._piece_idf(manifest.papers)
         self.bm25 = BM25Retriever.from_defaults(
             nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=self.stemmer, language="english"
         )
@@ -142,29 +143,59 @@ class HybridRetriever:
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
         return {"hybrid": self.fused, "dense": self.dense, "bm25": self.bm25}[kind]
 
-    def sentence_vectors(self, paper: Paper) -> tuple[list[str], np.ndarray]:
-        """A paper's abstract sentences and their embeddings, computed once per process."""
+    def _paper_pieces(self, paper: Paper) -> tuple[list[str], np.ndarray, TokenVectors]:
+        """A paper's abstract sentences, their embeddings and its word-piece vectors, once per process."""
         with self._cache_lock:
             cached = self._sentence_cache.get(paper.paper_id)
         if cached is None:
             sentences = split_sentences(paper.abstract)
-            cached = (sentences, self.encoder.encode(sentences))
+            # Sentence by sentence, as the chunks are read: long abstracts exceed the model's window.
+            vectors, pieces = self.encoder.encode_with_tokens([*sentences, paper.title])
+            joined = TokenVectors(
+                [i for p in pieces for i in p.ids],
+                [w for p in pieces for w in p.words],
+                np.vstack([p.vectors for p in pieces]),
+            )
+            cached = (sentences, vectors[: len(sentences)], joined)
             with self._cache_lock:
                 self._sentence_cache[paper.paper_id] = cached
         return cached
 
-    def unknown_term_share(self, text: str) -> float:
-        """Share of the query's content words that no indexed abstract uses.
+    def sentence_vectors(self, paper: Paper) -> tuple[list[str], np.ndarray]:
+        """A paper's abstract sentences and their embeddings, computed once per process."""
+        sentences, vectors, _ = self._paper_pieces(paper)
+        return sentences, vectors
 
-        A question about something the corpus never mentions ("LoRA", "Whisper")
-        can still sit close to many abstracts in embedding space; its vocabulary
-        gives it away.
+    def _piece_idf(self, papers: list[Paper]) -> dict[int, float]:
+        encodings = self.encoder.tokenizer.encode_batch([f"{p.title} {p.abstract}" for p in papers])
+        df: dict[int, int] = {}
+        for enc in encodings:
+            for piece in set(enc.ids):
+                df[piece] = df.get(piece, 0) + 1
+        return {piece: float(np.log((len(papers) + 1) / (n + 0.5))) for piece, n in df.items()}
+
+    def coverage(self, question: str, papers: list[Paper]) -> float:
+        """How fully the best of ``papers`` covers the question, word piece by word piece.
+
+        Each content word piece of the question, read in context, is matched to its
+        closest word piece anywhere in a paper's title or abstract sentences (late
+        interaction, as in ColBERT, with the same MiniLM); the matches are averaged with
+        IDF weights. A question about something the abstracts never discuss ("optical
+        flow", "KV-cache compression") keeps a few pieces with no close match, however
+        near its whole-sentence embedding sits; see evals/README.md ("The refusal rule").
         """
-        words = [w for w in tokens(text) if len(w) > 2 and w not in QUESTION_STOPWORDS]
-        if not words:
+        _, pieces = self.encoder.encode_with_tokens([question])
+        keep = [i for i, word in enumerate(pieces[0].words) if word not in COVERAGE_STOPWORDS]
+        if not keep or not papers:
             return 0.0
-        stems = self.stemmer.stemWords(words)
-        return sum(s not in self.vocabulary for s in stems) / len(stems)
+        unseen = float(np.log(len(self.papers) + 1) + np.log(2))  # a piece no abstract uses
+        weights = np.array([self.piece_idf.get(pieces[0].ids[i], unseen) for i in keep])
+        query = pieces[0].vectors[keep].astype(np.float32)
+        best = 0.0
+        for paper in papers:
+            matches = (query @ self._paper_pieces(paper)[2].vectors.astype(np.float32).T).max(axis=1)
+            best = max(best, float(weights @ matches / weights.sum()))
+        return best
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.encoder.encode([text])[0]

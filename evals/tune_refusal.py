@@ -8,8 +8,9 @@ shipped rule (``Engine.retrieve_for``) is scored on each set as it is.
 Results are in evals/README.md ("The refusal rule").
 
 Signals per question:
-  best    best dense cosine of a retrieved chunk (the shipped rule's first term)
-  unknown share of the question's content words no abstract uses (its second)
+  cover   word-piece coverage of the question by the top 5 papers (the shipped rule)
+  best    best dense cosine of a retrieved chunk (the rule shipped before it, with unknown)
+  unknown share of the question's content words no abstract uses
   cover3  IDF-weighted share of the question's words found in the top 3 abstracts
   sent    best cosine of one abstract sentence of the top 3 papers
   gap     best cosine minus the mean of ranks 2-5 (a paper that stands out)
@@ -33,8 +34,8 @@ from bot.retrieval import QUESTION_STOPWORDS
 from bot.text import tokens
 
 HERE = Path(__file__).resolve().parent
-SETS = ("questions", "heldout", "heldout2")
-SIGNALS = ("best", "unknown", "cover3", "sent", "gap")
+SETS = ("questions", "heldout", "heldout2", "heldout3")
+SIGNALS = ("cover", "best", "unknown", "cover3", "sent", "gap")
 MAX_FALSE_REFUSALS = 0.04
 
 
@@ -43,6 +44,7 @@ def signals(engine: Engine) -> list[dict]:
     stem = retriever.stemmer.stemWords
     words_of = {p.paper_id: set(stem(tokens(f"{p.title} {p.abstract}"))) for p in engine.manifest.papers}
     df = Counter(w for words in words_of.values() for w in words)
+    vocabulary = set(df)
     rows = []
     for name in SETS:
         for line in (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
@@ -57,8 +59,9 @@ def signals(engine: Engine) -> list[dict]:
                     "set": name,
                     "answerable": q["type"] != "unanswerable",
                     "shipped": answered,
+                    "cover": retriever.coverage(q["question"], [h.paper for h in hits]),
                     "best": sims[0],
-                    "unknown": retriever.unknown_term_share(q["question"]),
+                    "unknown": sum(w not in vocabulary for w in words) / (len(words) or 1),
                     "cover3": sum(v for w, v in idf.items() if w in top3) / (sum(idf.values()) or 1.0),
                     "sent": max(float((retriever.sentence_vectors(h.paper)[1] @ qvec).max()) for h in hits[:3]),
                     "gap": sims[0] - float(np.mean(sims[1:5])),
@@ -81,6 +84,21 @@ def main(store_dir: str) -> None:
         part = [r for r in rows if r["set"] == name]
         shipped.append(rates(np.array([r["shipped"] for r in part]), np.array([r["answerable"] for r in part])))
     print(f"{'shipped rule':24s}" + "".join(f"{s:>14s}" for s in shipped))
+
+    previous = []  # the rule shipped until 2026-11-23: best >= 0.42 + 0.6 * unknown
+    for name in SETS:
+        part = [r for r in rows if r["set"] == name]
+        answered = np.array([r["best"] >= 0.42 + 0.6 * r["unknown"] for r in part])
+        previous.append(rates(answered, np.array([r["answerable"] for r in part])))
+    print(f"{'previous rule':24s}" + "".join(f"{s:>14s}" for s in previous))
+
+    # The shipped signal alone, cut at a range of thresholds (the setting is refusal_threshold).
+    for cut in np.arange(0.48, 0.565, 0.01):
+        cells = []
+        for name in SETS:
+            part = [r for r in rows if r["set"] == name]
+            cells.append(rates(np.array([r["cover"] >= cut for r in part]), np.array([r["answerable"] for r in part])))
+        print(f"{f'cover >= {cut:.2f}':24s}" + "".join(f"{c:>14s}" for c in cells))
 
     for size in (1, 2, 3):
         for features in itertools.combinations(SIGNALS, size):
