@@ -106,7 +106,7 @@ def test_chat_endpoint_streams_and_follows_up(chat_server):
     assert "[1]" in _text(messages[-1]) and ALD_URL in sources
 
     # "they" only makes sense with the conversation; a fresh session cannot answer it.
-    follow_up = "What film thickness did they choose?"
+    follow_up = "Which materials did they deposit?"
     messages, sources = _chat(client, follow_up, messages)
     assert len(messages) == 4 and "[1]" in _text(messages[-1]) and ALD_URL in sources
     _, fresh_sources = _chat(_client(chat_server.url), follow_up)
