@@ -224,11 +224,12 @@ class Engine:
         The abstracts are taken to answer it when the top papers cover the
         question's words (:meth:`HybridRetriever.coverage`); see evals/README.md.
         """
-        qvec = self.retriever.embed_query(standalone)
+        vectors, pieces = self.retriever.encoder.encode_with_tokens([standalone])
+        qvec = vectors[0]
         hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
         if not hits:
             return hits, qvec, False
-        covered = self.retriever.coverage(standalone, [h.paper for h in hits[: self.settings.top_k]])
+        covered = self.retriever.coverage(pieces[0], [h.paper for h in hits[: self.settings.top_k]])
         return hits, qvec, covered >= self.settings.refusal_threshold
 
     def extractive_answer(

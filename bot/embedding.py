@@ -64,8 +64,12 @@ class MiniLMEncoder:
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()  # the session is shared by the UI's worker threads
 
+    def piece_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's word-piece ids, untruncated, without the special tokens."""
+        return [e.ids for e in self._counter.encode_batch(texts, add_special_tokens=False)]
+
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
+        return len(self.piece_ids([text])[0])
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return self.encode_with_tokens(texts, batch_size, keep_tokens=False)[0]

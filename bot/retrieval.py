@@ -167,14 +167,13 @@ class HybridRetriever:
         return sentences, vectors
 
     def _piece_idf(self, papers: list[Paper]) -> dict[int, float]:
-        encodings = self.encoder.tokenizer.encode_batch([f"{p.title} {p.abstract}" for p in papers])
         df: dict[int, int] = {}
-        for enc in encodings:
-            for piece in set(enc.ids):
+        for ids in self.encoder.piece_ids([f"{p.title} {p.abstract}" for p in papers]):
+            for piece in set(ids):
                 df[piece] = df.get(piece, 0) + 1
         return {piece: float(np.log((len(papers) + 1) / (n + 0.5))) for piece, n in df.items()}
 
-    def coverage(self, question: str, papers: list[Paper]) -> float:
+    def coverage(self, question: str | TokenVectors, papers: list[Paper]) -> float:
         """How fully the best of ``papers`` covers the question, word piece by word piece.
 
         Each content word piece of the question, read in context, is matched to its
@@ -183,14 +182,16 @@ class HybridRetriever:
         IDF weights. A question about something the abstracts never discuss ("optical
         flow", "KV-cache compression") keeps a few pieces with no close match, however
         near its whole-sentence embedding sits; see evals/README.md ("The refusal rule").
+        ``question`` may come as the pieces of the query's own embedding pass.
         """
-        _, pieces = self.encoder.encode_with_tokens([question])
-        keep = [i for i, word in enumerate(pieces[0].words) if word not in COVERAGE_STOPWORDS]
+        if isinstance(question, str):
+            question = self.encoder.encode_with_tokens([question])[1][0]
+        keep = [i for i, word in enumerate(question.words) if word not in COVERAGE_STOPWORDS]
         if not keep or not papers:
             return 0.0
         unseen = float(np.log(len(self.papers) + 1) + np.log(2))  # a piece no abstract uses
-        weights = np.array([self.piece_idf.get(pieces[0].ids[i], unseen) for i in keep])
-        query = pieces[0].vectors[keep].astype(np.float32)
+        weights = np.array([self.piece_idf.get(question.ids[i], unseen) for i in keep])
+        query = question.vectors[keep].astype(np.float32)
         best = 0.0
         for paper in papers:
             matches = (query @ self._paper_pieces(paper)[2].vectors.astype(np.float32).T).max(axis=1)
