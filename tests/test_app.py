@@ -37,9 +37,9 @@ FRACTAL_TITLE = "The boundary of neural network trainability is fractal"
 # (question, the paper an answer must cite); lookup questions of evals/questions.jsonl.
 LOAD_QUESTIONS = [
     (
-        "Does the border in hyperparameter space between training runs that converge and runs that blow up show "
-        "self-similar structure when you zoom in across many scales?",
-        FRACTAL_TITLE,
+        "How can one formally guarantee that a trained text or image generator is unlikely to output near-copies "
+        "of protected works that were included in its training data?",
+        "Provable Copyright Protection for Generative Models",
     ),
     (
         "Is there an argument that the classic result saying no learner can beat another on average over all "

@@ -30,9 +30,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / "evals" / "questions.jsonl"
 
 
+# These tests are about the harness, not the refusal rule: q002's coverage sits at the
+# refusal threshold (0.518 against 0.515), so which way it goes is left to the eval figures.
+BORDERLINE = {"q002"}
+
+
 def _subset(counts: dict[str, int]) -> list[dict]:
     """The first questions of each type from the shipped dev set."""
     rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r["id"] not in BORDERLINE]
     picked: list[dict] = []
     for kind, n in counts.items():
         picked += [r for r in rows if r["type"] == kind][:n]
