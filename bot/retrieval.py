@@ -116,7 +116,7 @@ class HybridRetriever:
         # so it runs beside the rest of the set-up (Chroma, BM25) instead of after it.
         pool = ThreadPoolExecutor(max_workers=1)
         piece_idf = pool.submit(self._piece_idf, manifest.papers)
-        self._sentence_cache: dict[str, tuple[list[str], np.ndarray, TokenVectors]] = {}
+        self._sentence_cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
         self._cache_lock = threading.Lock()
         # Kept in memory to score papers against the query without another round trip.
         self.matrix = store.embeddings(self.chunk_ids)
@@ -149,7 +149,7 @@ class HybridRetriever:
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
         return {"hybrid": self.fused, "dense": self.dense, "bm25": self.bm25}[kind]
 
-    def _paper_pieces(self, paper: Paper) -> tuple[list[str], np.ndarray, TokenVectors]:
+    def _paper_pieces(self, paper: Paper) -> tuple[list[str], np.ndarray, np.ndarray]:
         """A paper's abstract sentences, their embeddings and its word-piece vectors, once per process."""
         with self._cache_lock:
             cached = self._sentence_cache.get(paper.paper_id)
@@ -157,12 +157,7 @@ class HybridRetriever:
             sentences = split_sentences(paper.abstract)
             # Sentence by sentence, as the chunks are read: long abstracts exceed the model's window.
             vectors, pieces = self.encoder.encode_with_tokens([*sentences, paper.title])
-            joined = TokenVectors(
-                [i for p in pieces for i in p.ids],
-                [w for p in pieces for w in p.words],
-                np.vstack([p.vectors for p in pieces]),
-            )
-            cached = (sentences, vectors[: len(sentences)], joined)
+            cached = (sentences, vectors[: len(sentences)], np.vstack([p.vectors for p in pieces]))
             with self._cache_lock:
                 self._sentence_cache[paper.paper_id] = cached
         return cached
@@ -200,7 +195,7 @@ class HybridRetriever:
         query = question.vectors[keep].astype(np.float32)
         best = 0.0
         for paper in papers:
-            matches = (query @ self._paper_pieces(paper)[2].vectors.astype(np.float32).T).max(axis=1)
+            matches = (query @ self._paper_pieces(paper)[2].astype(np.float32).T).max(axis=1)
             best = max(best, float(weights @ matches / weights.sum()))
         return best
 
