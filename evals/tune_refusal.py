@@ -34,7 +34,7 @@ from bot.retrieval import QUESTION_STOPWORDS
 from bot.text import tokens
 
 HERE = Path(__file__).resolve().parent
-SETS = ("questions", "heldout", "heldout2", "heldout3")
+SETS = ("questions", "heldout", "heldout2", "heldout3", "heldout4")
 SIGNALS = ("cover", "best", "unknown", "cover3", "sent", "gap")
 MAX_FALSE_REFUSALS = 0.04
 
