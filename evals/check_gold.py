@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sanity checks for the paperbot eval sets (stdlib only).
 
-Checks evals/questions.jsonl and evals/heldout{,2,3,4}.jsonl
+Checks evals/questions.jsonl and evals/heldout{,2,3,4,5}.jsonl
 and evals/topics.jsonl:
   * every line is a JSON object with the expected fields and types;
   * ids are unique (within each file and across all files);
@@ -31,6 +31,7 @@ QUESTION_FILES = {
     "heldout2.jsonl": "g",
     "heldout3.jsonl": "k",
     "heldout4.jsonl": "m",
+    "heldout5.jsonl": "n",
 }
 TYPES = {"lookup", "multi", "detail", "unanswerable"}
 ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
@@ -139,7 +140,7 @@ def main():
             if qtype == "lookup":
                 lookup_gold.setdefault(fname, set()).update(gold)
 
-    for held in ("heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl"):
+    for held in ("heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl"):
         overlap = lookup_gold.get("questions.jsonl", set()) & lookup_gold.get(held, set())
         for t in sorted(overlap):
             warnings.append(f"{held} lookup reuses a dev lookup paper: {t!r}")

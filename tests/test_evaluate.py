@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / "evals" / "questions.jsonl"
 
 
-# These tests are about the harness, not the refusal rule: q002's coverage sits at the
-# refusal threshold (0.518 against 0.515), so which way it goes is left to the eval figures.
+# These tests are about the harness, not the refusal rule: q002's coverage sits next to the
+# refusal threshold (0.518 against 0.53), so which way it goes is left to the eval figures.
 BORDERLINE = {"q002"}
 
 
@@ -304,7 +304,7 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
     assert len(fake.requests) == 2  # the unanswerable question never reached the model
 
 
-@pytest.mark.parametrize("name", ["questions", "heldout", "heldout2", "heldout3", "heldout4"])
+@pytest.mark.parametrize("name", ["questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5"])
 def test_shipped_question_sets_load_and_every_gold_names_a_paper(name: str):
     path = ROOT / "evals" / f"{name}.jsonl"
     questions = load_dataset(path)
