@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sanity checks for the paperbot eval sets (stdlib only).
 
-Checks evals/questions.jsonl and evals/heldout{,2,3,4,5}.jsonl
+Checks evals/questions.jsonl and evals/heldout{,2,3,4,5,6}.jsonl
 and evals/topics.jsonl:
   * every line is a JSON object with the expected fields and types;
   * ids are unique (within each file and across all files);
@@ -32,6 +32,7 @@ QUESTION_FILES = {
     "heldout3.jsonl": "k",
     "heldout4.jsonl": "m",
     "heldout5.jsonl": "n",
+    "heldout6.jsonl": "p",
 }
 TYPES = {"lookup", "multi", "detail", "unanswerable"}
 ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
@@ -140,7 +141,7 @@ def main():
             if qtype == "lookup":
                 lookup_gold.setdefault(fname, set()).update(gold)
 
-    for held in ("heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl", "heldout4.jsonl", "heldout5.jsonl"):
+    for held in [name for name in QUESTION_FILES if name != "questions.jsonl"]:
         overlap = lookup_gold.get("questions.jsonl", set()) & lookup_gold.get(held, set())
         for t in sorted(overlap):
             warnings.append(f"{held} lookup reuses a dev lookup paper: {t!r}")

@@ -36,8 +36,8 @@ from bot.retrieval import QUESTION_STOPWORDS
 from bot.text import tokens
 
 HERE = Path(__file__).resolve().parent
-SETS = ("questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")
-# The shipped threshold (0.53) was picked on these; held-out 5 was written blind to check it.
+SETS = ("questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
+# The shipped threshold (0.53) was picked on these; held-out 5 and 6 were written blind to check it.
 CHOSEN_ON = SETS[:5]
 SIGNALS = ("cover", "best", "unknown", "cover3", "sent", "gap")
 MAX_FALSE_REFUSALS = 0.04
