@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     mode: AnswerMode = "auto"
     # Refuse when the top papers' word-piece coverage of the question is below this
     # (HybridRetriever.coverage): the most unanswerable questions refused with at most 4% of the
-    # answerable ones, over five eval sets; checked on a sixth, written blind (evals/README.md).
+    # answerable ones, over five eval sets; checked on two more, written blind (evals/README.md).
     refusal_threshold: float = 0.53
     # An answer sentence must score at least this much (0.7 * its cosine + 0.3 * its paper's).
     sentence_floor: float = 0.336

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def main(store_dir: str) -> None:
             if normalize_title(p.title) == normalize_title(g) or p.arxiv_id == g
         }
 
-    for name in ["questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"]:
+    for name in ["questions", *sorted(path.stem for path in Path("evals").glob("heldout*.jsonl"))]:
         questions = [json.loads(line) for line in open(f"evals/{name}.jsonl")]
         answerable = [q for q in questions if q["type"] != "unanswerable"]
         for kind in ["bm25", "dense", "hybrid"]:

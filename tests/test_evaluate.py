@@ -304,7 +304,7 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
     assert len(fake.requests) == 2  # the unanswerable question never reached the model
 
 
-@pytest.mark.parametrize("name", ["questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"])
+@pytest.mark.parametrize("name", ["questions", *sorted(p.stem for p in (ROOT / "evals").glob("heldout*.jsonl"))])
 def test_shipped_question_sets_load_and_every_gold_names_a_paper(name: str):
     path = ROOT / "evals" / f"{name}.jsonl"
     questions = load_dataset(path)
