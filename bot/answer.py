@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from llama_index.core.base.response.schema import Response
@@ -46,15 +47,25 @@ class Turn:
     content: str
 
 
-def refused_answer(question: str, standalone: str, hits: list[Hit], mode: str) -> Answer:
+class Retrieval(NamedTuple):
+    """The papers retrieved for a question and whether they are likely to answer it."""
+
+    hits: list[Hit]
+    query_vector: np.ndarray
+    coverage: float  # HybridRetriever.coverage of the question by the top papers
+    answered: bool  # coverage reaches the refusal threshold
+
+
+def refused_answer(question: str, standalone: str, retrieval: Retrieval, mode: str) -> Answer:
     """The refusal, listing the closest papers; answer paths fill it in when they can answer."""
     return Answer(
         question=question,
         answer=REFUSAL,
         refused=True,
         mode=mode,
-        hits=hits,
+        hits=retrieval.hits,
         standalone_question=standalone if standalone != question else None,
+        coverage=retrieval.coverage,
     )
 
 
@@ -216,9 +227,7 @@ class Engine:
             yield answer.answer
         yield answer
 
-    def retrieve_for(
-        self, standalone: str, k: int | None = None, filters: Filters | None = None
-    ) -> tuple[list[Hit], np.ndarray, bool]:
+    def retrieve_for(self, standalone: str, k: int | None = None, filters: Filters | None = None) -> Retrieval:
         """Hits, the query vector, and whether the abstracts are likely to answer it.
 
         The abstracts are taken to answer it when the top papers cover the
@@ -227,19 +236,17 @@ class Engine:
         vectors, pieces = self.retriever.encoder.encode_with_tokens([standalone])
         qvec = vectors[0]
         hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
-        if not hits:
-            return hits, qvec, False
         covered = self.retriever.coverage(pieces[0], [h.paper for h in hits[: self.settings.top_k]])
-        return hits, qvec, covered >= self.settings.refusal_threshold
+        return Retrieval(hits, qvec, covered, bool(hits) and covered >= self.settings.refusal_threshold)
 
     def extractive_answer(
         self, question: str, standalone: str, k: int | None = None, filters: Filters | None = None
     ) -> Answer:
-        hits, qvec, relevant = self.retrieve_for(standalone, k=k, filters=filters)
-        answer = refused_answer(question, standalone, hits, "extractive")
-        if not relevant:
+        retrieval = self.retrieve_for(standalone, k=k, filters=filters)
+        answer = refused_answer(question, standalone, retrieval, "extractive")
+        if not retrieval.answered:
             return answer
-        sentences, citations = self.extractive.answer(standalone, hits, qvec)
+        sentences, citations = self.extractive.answer(standalone, retrieval.hits, retrieval.query_vector)
         if not sentences:
             return answer
         answer.sentences, answer.citations, answer.refused = sentences, citations, False

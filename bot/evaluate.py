@@ -309,6 +309,7 @@ def score_question(
         "reference_answer": q.reference_answer,
         "answer": answer.answer,
         "refused": answer.refused,
+        "coverage": answer.coverage,
         "mode": answer.mode,
         "notes": answer.notes,
         "retrieved": [

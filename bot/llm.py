@@ -481,9 +481,10 @@ def stream_llm_answer(
         yield _fallback(engine, question, condense_heuristic(question, history), k, filters, exc)
         return
 
-    hits, _, relevant = engine.retrieve_for(standalone, k=k, filters=filters)
-    answer = refused_answer(question, standalone, hits, "llm")
-    if not relevant:
+    retrieval = engine.retrieve_for(standalone, k=k, filters=filters)
+    hits = retrieval.hits
+    answer = refused_answer(question, standalone, retrieval, "llm")
+    if not retrieval.answered:
         yield REFUSAL
         yield answer
         return

@@ -88,6 +88,8 @@ class Answer:
     standalone_question: str | None = None
     notes: list[str] = field(default_factory=list)
     dangling_removed: int = 0
+    # How fully the best retrieved paper covers the question (the refusal rule's score).
+    coverage: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,4 +103,5 @@ class Answer:
             "standalone_question": self.standalone_question,
             "notes": self.notes,
             "dangling_removed": self.dangling_removed,
+            "coverage": None if self.coverage is None else round(self.coverage, 4),
         }

@@ -224,7 +224,7 @@ def relevance(dense: np.ndarray, sparse: np.ndarray, vectors: np.ndarray) -> np.
 
 def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidate], bool, list[str]]:
     """The on-topic papers (best first), whether the corpus covers the topic, and notes."""
-    hits, qvec, relevant = engine.retrieve_for(topic, k=CANDIDATE_K)
+    hits, qvec, _, relevant = engine.retrieve_for(topic, k=CANDIDATE_K)
     paper_ids, dense, sparse = paper_scores(engine, topic, qvec)
     prob = relevance(dense, sparse, paper_vectors(engine, paper_ids))
     by_id = {h.paper.paper_id: h for h in hits}

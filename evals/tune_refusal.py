@@ -53,7 +53,7 @@ def signals(engine: Engine) -> list[dict]:
     for name in SETS:
         for line in (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
             q = json.loads(line)
-            hits, qvec, answered = engine.retrieve_for(q["question"], k=5)
+            hits, qvec, cover, answered = engine.retrieve_for(q["question"], k=5)
             sims = sorted((h.similarity for h in hits), reverse=True)
             words = stem([w for w in tokens(q["question"]) if len(w) > 2 and w not in QUESTION_STOPWORDS])
             idf = {w: math.log((len(words_of) + 1) / (df.get(w, 0) + 0.5)) for w in words}
@@ -63,7 +63,7 @@ def signals(engine: Engine) -> list[dict]:
                     "set": name,
                     "answerable": q["type"] != "unanswerable",
                     "shipped": answered,
-                    "cover": retriever.coverage(q["question"], [h.paper for h in hits]),
+                    "cover": cover,
                     "best": sims[0],
                     "unknown": sum(w not in vocabulary for w in words) / (len(words) or 1),
                     "cover3": sum(v for w, v in idf.items() if w in top3) / (sum(idf.values()) or 1.0),

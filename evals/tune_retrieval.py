@@ -44,7 +44,7 @@ def main(store_dir: str) -> None:
                     h1, h5, mrr = h1 + (ranks[0] == 0), h5 + (ranks[0] < 5), mrr + 1 / (ranks[0] + 1)
             n = len(answerable)
             print(f"{name:9s} {kind:6s} hit@1 {h1 / n:.3f} hit@5 {h5 / n:.3f} mrr@10 {mrr / n:.3f}")
-        refused = {q["id"]: not engine.retrieve_for(q["question"])[2] for q in questions}
+        refused = {q["id"]: not engine.retrieve_for(q["question"]).answered for q in questions}
         unanswerable = [refused[q["id"]] for q in questions if q["type"] == "unanswerable"]
         false = [refused[q["id"]] for q in answerable]
         print(f"{name:9s} refusal accuracy {np.mean(unanswerable):.3f} false refusals {np.mean(false):.3f}")

@@ -38,7 +38,7 @@ def labelled_pairs(engine: Engine, path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not row["gold"] or not row.get("reference_answer"):
             continue
         gold = {normalize_title(g) for g in row["gold"]} | set(row["gold"])
-        hits, _, _ = engine.retrieve_for(row["question"])
+        hits = engine.retrieve_for(row["question"]).hits
         sentences = [s for s in split_sentences(row["reference_answer"]) if len(s) >= 20]
         if not sentences:
             continue

@@ -8,8 +8,11 @@ import sys
 
 import pytest
 
+from bot.config import Settings
 from bot.text import markers_in
 from tests.conftest import run_cli
+
+THRESHOLD = Settings.model_fields["refusal_threshold"].default
 
 
 def test_stats_json(built):
@@ -39,6 +42,7 @@ def test_ask_json_citations_resolve(built):
     data = json.loads(out.stdout)
     assert {"question", "answer", "refused", "mode", "citations"} <= set(data)
     assert data["refused"] is False and data["mode"] == "extractive"
+    assert THRESHOLD <= data["coverage"] <= 1.0  # the refusal rule's score, at or above its threshold
     for c in data["citations"]:
         assert {"n", "paper_id", "title", "arxiv_id", "url", "quote"} <= set(c)
         assert c["quote"] in data["answer"].replace(f" [{c['n']}]", "")
@@ -58,7 +62,7 @@ def test_ask_human_output_lists_sources(built):
 def test_refusal_lists_closest_papers(built):
     out = run_cli(built, "ask", "What is the best oven temperature for baking sourdough bread?", "--json")
     data = json.loads(out.stdout)
-    assert data["refused"] is True and data["citations"] == []
+    assert data["refused"] is True and data["citations"] == [] and 0.0 <= data["coverage"] < THRESHOLD
     assert data["answer"] == "The indexed abstracts do not answer this question."
     assert len(data["closest"]) > 0
     human = run_cli(built, "ask", "Which team won the 2018 FIFA World Cup?")
