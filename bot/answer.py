@@ -228,10 +228,11 @@ class Engine:
         yield answer
 
     def retrieve_for(self, standalone: str, k: int | None = None, filters: Filters | None = None) -> Retrieval:
-        """Hits, the query vector, and whether the abstracts are likely to answer it.
+        """Hits, the query vector, the coverage score, and whether the abstracts are likely to answer it.
 
         The abstracts are taken to answer it when the top papers cover the
-        question's words (:meth:`HybridRetriever.coverage`); see evals/README.md.
+        question's words (:meth:`HybridRetriever.coverage`) to the refusal
+        threshold; see evals/README.md.
         """
         vectors, pieces = self.retriever.encoder.encode_with_tokens([standalone])
         qvec = vectors[0]
