@@ -35,7 +35,6 @@ EXAMPLES = [
     "Do neural networks prefer simple, low-complexity data?",
     "How can atomic layer deposition reduce multipacting in RF cavities?",
 ]
-MAX_TURNS = 8  # earlier turns rarely help a follow-up and only cost time
 SHOWN_QUESTION_CHARS = 600  # a pasted 100 kB question is not echoed in full
 SOURCES_PLACEHOLDER = "### Sources\nThe papers cited by the answer appear here."
 ALL_SOURCES = ""
@@ -46,7 +45,6 @@ ALL_SOURCES = ""
 # escaped there can be no link definition for them to point to.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
 _LINE_START = re.compile(r"^([ \t]*)(?:([#>+=-])|(\d+)([.)]))", re.M)
-_MARKER = re.compile(r"\[\d{1,3}(?:,\s*\d{1,3})*\](?![(\[:])")
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`]+$", re.I)
 
 
@@ -62,7 +60,9 @@ def _escape(text: str) -> str:
 def inert(text: str) -> str:
     """``text`` as Markdown that renders literally: no markup, links or HTML."""
     out, last = [], 0
-    for match in _MARKER.finditer(text):
+    from bot.citations import MARKER
+
+    for match in MARKER.finditer(text):
         out += [_escape(text[last : match.start()]), match.group(0)]
         last = match.end()
     out.append(_escape(text[last:]))
@@ -159,15 +159,15 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _filters(source: str | None, year_from: Any, year_to: Any):
+    from bot.errors import UserError
     from bot.retrieval import Filters
-    from bot.text import BadQuestion
 
     try:
         low, high = _int_or_none(year_from), _int_or_none(year_to)
     except (TypeError, ValueError):
-        raise BadQuestion("the years must be whole numbers") from None
+        raise UserError("the years must be whole numbers") from None
     if low and high and low > high:
-        raise BadQuestion(f"the year range {low}–{high} is empty")
+        raise UserError(f"the year range {low}–{high} is empty")
     return Filters(source=source or None, year_from=low, year_to=high)
 
 
@@ -184,11 +184,11 @@ def _k(value: Any) -> int | None:
     return None if n is None else min(max(n, 1), 50)
 
 
-def _turns(raw: list[dict] | None) -> list:
-    from bot.answer import Turn
+def _turns(raw: list[dict] | None, max_turns: int) -> list:
+    from bot.schema import Turn
 
     turns = [Turn(role=str(t.get("role")), content=str(t.get("content"))) for t in raw or [] if isinstance(t, dict)]
-    return [t for t in turns if t.role in ("user", "assistant")][-MAX_TURNS:]
+    return [t for t in turns if t.role in ("user", "assistant")][-max_turns:]
 
 
 def _shown_question(question: str) -> str:
@@ -218,8 +218,7 @@ class ChatHandlers:
         """Stream one answer into the chat; outputs: textbox, chatbot, turns, sources panel."""
         import gradio as gr
 
-        from bot.schema import Answer
-        from bot.text import BadQuestion
+        from bot.errors import UserError
 
         message = message if isinstance(message, str) else ""
         history = list(history or [])
@@ -230,19 +229,22 @@ class ChatHandlers:
         yield "", history, turns, gr.skip()
         started = time.perf_counter()
         try:
-            filters = _filters(source, year_from, year_to)
-            answer: Answer | None = None
+            query_engine = self.engine.as_query_engine(
+                mode=mode,
+                k=_k(k),
+                filters=_filters(source, year_from, year_to),
+                history=_turns(turns, self.engine.settings.max_turns),
+                streaming=True,
+            )
+            response = query_engine.query(message)
             text = ""
-            for event in self.engine.stream(message, history=_turns(turns), mode=mode, k=_k(k), filters=filters):
-                if isinstance(event, Answer):
-                    answer = event
-                elif event:
-                    text += event
+            for piece in response.response_gen:
+                if piece:
+                    text += piece
                     history[-1] = {"role": "assistant", "content": inert(text)}
                     yield "", history, turns, gr.skip()
-            if answer is None:
-                raise RuntimeError("the engine finished without an answer")
-        except BadQuestion as exc:
+            answer: Answer = response.metadata["answer"]
+        except UserError as exc:
             history[-1] = {"role": "assistant", "content": f"⚠️ Cannot answer: {inert(str(exc))}."}
             yield "", history, turns, gr.skip()
             return
@@ -274,14 +276,18 @@ class ChatHandlers:
         """One blocking answer for API clients: the answer as data plus the rendered chat and panel."""
         import gradio as gr
 
-        from bot.text import BadQuestion
+        from bot.errors import UserError
 
         started = time.perf_counter()
         try:
-            answer = self.engine.ask(
-                question, history=_turns(history), mode=mode, k=_k(k), filters=_filters(source, year_from, year_to)
+            query_engine = self.engine.as_query_engine(
+                mode=mode,
+                k=_k(k),
+                filters=_filters(source, year_from, year_to),
+                history=_turns(history, self.engine.settings.max_turns),
             )
-        except BadQuestion as exc:
+            answer = query_engine.query(question).metadata["answer"]
+        except UserError as exc:
             raise gr.Error(f"Cannot answer: {exc}.", print_exception=False) from None
         except Exception:
             log.exception("answering failed")
@@ -300,13 +306,13 @@ class ChatHandlers:
         """A literature summary for the page, plus the same as a downloadable .md file."""
         import gradio as gr
 
+        from bot.errors import UserError
         from bot.summarize import summarize
-        from bot.text import BadQuestion
 
         hidden = gr.update(value=None, visible=False)
         try:
             summary = summarize(self.engine, topic, papers=_lenient_int(papers), mode=mode or None, progress=progress)
-        except BadQuestion as exc:
+        except UserError as exc:
             return f"⚠️ Cannot summarize: {inert(str(exc))}.", hidden
         except Exception:
             log.exception("summarizing failed")
@@ -440,13 +446,14 @@ def _summaries_available() -> bool:
 
 
 def _summarize_tab(gr: Any, handlers: ChatHandlers, settings: Settings) -> None:
-    from bot.summarize import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS
-
+    cfg = settings.summary
     with gr.Row():
         topic = gr.Textbox(
             label="Topic", placeholder="e.g. fast samplers for diffusion models", scale=4, elem_id="topic"
         )
-        papers = gr.Slider(MIN_PAPERS, MAX_PAPERS, value=DEFAULT_PAPERS, step=1, label="Papers at most", scale=2)
+        papers = gr.Slider(
+            cfg.min_papers, cfg.max_papers, value=cfg.default_papers, step=1, label="Papers at most", scale=2
+        )
         mode = gr.Radio(["auto", "extractive", "llm"], value=settings.mode, label="Mode", scale=2)
     run = gr.Button("Summarize", variant="primary", elem_id="summarize")
     output = gr.Markdown(elem_id="summary", sanitize_html=True)

@@ -14,7 +14,7 @@ import typer
 # typer vendors click; its exception types are what standalone_mode=False raises.
 from typer._click import exceptions as click_exc
 
-from bot.config import get_settings
+from bot.config import check_mode, get_settings
 from bot.errors import UserError
 from bot.text import check_question
 
@@ -113,23 +113,20 @@ def ask(
 ) -> None:
     """Answer QUESTION from the abstracts, with numbered citations."""
     question = check_question(question)  # before the slow imports: bad input fails at once
-    from bot.answer import Answer
-
+    check_mode(mode)
     engine = _engine()
-    answer: Answer | None = None
-    streamed = False
+    live = not as_json and engine.resolve_mode(mode) == "llm"
     shown: list[str] = []
     started = time.perf_counter()
-    for event in engine.stream(question, mode=mode, k=k):
-        if isinstance(event, Answer):
-            answer = event
-        elif not as_json and engine.resolve_mode(mode) == "llm":
+    response = engine.as_query_engine(mode=mode, k=k, streaming=True).query(question)
+    for piece in response.response_gen:
+        if live:
             # Tokens go out as they arrive; the verified text follows the stream.
-            sys.stdout.write(event)
+            sys.stdout.write(piece)
             sys.stdout.flush()
-            shown.append(event)
-            streamed = True
-    assert answer is not None
+            shown.append(piece)
+    answer = response.metadata["answer"]
+    streamed = bool(shown)
     if as_json:
         _print_json(answer.to_dict() | {"seconds": round(time.perf_counter() - started, 3)})
         return

@@ -10,10 +10,12 @@ import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,72 +52,170 @@ if (_cache := _tiktoken_cache()) is not None:
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", _cache)
 
 AnswerMode = Literal["auto", "extractive", "llm"]
+MODES: tuple[str, ...] = get_args(AnswerMode)
+
+
+class SettingsError(UserError, ValueError):
+    """A setting or option paperbot cannot use; the message says which and what is allowed."""
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one paperbot knows, else a one-line :class:`SettingsError`."""
+    if mode not in MODES:
+        raise SettingsError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+    return mode
+
+
+class ExtractiveSettings(BaseModel):
+    """How the extractive answerer picks and cites abstract sentences (PAPERBOT_EXTRACTIVE__<NAME>)."""
+
+    min_sentence_chars: int = Field(40, description="Shorter abstract sentences are not answer candidates.")
+    max_sentence_chars: int = Field(600, description="Longer abstract sentences are not answer candidates.")
+    sentence_weight: float = Field(
+        0.7, description="A sentence's score: this share of its cosine to the question, the rest its paper's."
+    )
+    max_per_paper: int = Field(2, description="Most sentences quoted from one paper.")
+    max_redundancy: float = Field(0.85, description="A sentence this close (cosine) to a chosen one is skipped.")
+    redundancy_penalty: float = Field(0.3, description="Maximal-marginal-relevance weight of redundancy.")
+    repeat_paper_penalty: float = Field(0.05, description="Score taken off per sentence already quoted from a paper.")
+    follow_up_max_words: int = Field(
+        20, description="A longer question is taken as standalone, never joined to the previous one."
+    )
+
+
+class LLMPromptSettings(BaseModel):
+    """Prompt budgeting for LLM mode (PAPERBOT_PROMPT__<NAME>)."""
+
+    # cl100k is not every model's tokenizer: on the 529 abstracts SmolLM2's needs
+    # 1.03x as many tokens (median), 1.17x at most, hence the margin.
+    token_safety: float = Field(1.2, description="Token counts (cl100k) are multiplied by this margin.")
+    chat_overhead_tokens: int = Field(48, description="Tokens of chat template around the one message.")
+    min_source_tokens: int = Field(48, description="A source cut shorter than this is dropped instead.")
+    history_turns: int = Field(6, description="Turns of history in the condense prompt.")
+    history_chars: int = Field(600, description="Characters kept of each history turn in the condense prompt.")
+    keep_share: float = Field(
+        0.5, description="A rewritten follow-up must keep this share of the question's content words."
+    )
+    max_rewrite_chars: int = Field(1000, description="A longer standalone question from the model is rejected.")
+
+
+class SummarySettings(BaseModel):
+    """Literature summaries (PAPERBOT_SUMMARY__<NAME>)."""
+
+    default_papers: int = Field(20, description="Papers in a summary unless --papers says otherwise.")
+    max_papers: int = Field(60, description="Most papers a summary may include.")
+    min_papers: int = Field(2, description="Fewer on-topic papers than this is no coverage.")
+    candidate_k: int = Field(60, description="Papers asked of the hybrid retriever for a topic.")
+    # On evals/topics.jsonl the covered topics' best paper is at 0.56-0.82, the uncovered at 0.34-0.36.
+    min_topic_similarity: float = Field(0.45, description="A topic needs a paper this close to it as a whole.")
+    max_themes: int = Field(5, description="Most themes in one summary.")
+    min_silhouette: float = Field(0.06, description="Below this cosine silhouette the papers stay one theme.")
+    bigram_boost: float = Field(1.5, description="Two-word theme terms weigh this much more than single words.")
+    # Fitted by logistic regression on evals/topics.jsonl (evals/summary_report.md).
+    w_dense: float = Field(0.55, description="Relevance rule: weight of the z-scored dense cosine.")
+    w_bm25: float = Field(1.04, description="Relevance rule: weight of the z-scored BM25 score.")
+    w_seed: float = Field(1.14, description="Relevance rule: weight of the z-scored similarity to seed papers.")
+    bias: float = Field(-7.46, description="Relevance rule: intercept.")
+    relevance_cut: float = Field(0.40, description="Papers with P(on topic) below this are left out.")
+    seeds: int = Field(3, description="Best papers whose mean vector the seed similarity compares with.")
+    secondary_penalty: float = Field(0.4, description="Claim cue score taken off a follow-on contribution.")
+    experiment_penalty: float = Field(0.4, description="Claim cue score taken off a sentence about experiments.")
+    min_claim_chars: int = Field(30, description="Shorter abstract sentences are not key-claim candidates.")
+    max_claim_chars: int = Field(600, description="Longer abstract sentences are not key-claim candidates.")
+    min_mapped_chars: int = Field(20, description="LLM mode: a shorter per-paper claim from the model is unusable.")
+    max_mapped_chars: int = Field(400, description="LLM mode: a longer per-paper claim from the model is unusable.")
+    max_title_f1: float = Field(
+        0.8, description="LLM mode: a per-paper claim this close (token F1) to the title only restates it."
+    )
+    max_name_chars: int = Field(80, description="LLM mode: a theme name from the model is cut to this length.")
+
+
+class EvalSettings(BaseModel):
+    """The eval harness (PAPERBOT_EVAL__<NAME>)."""
+
+    retrieval_depth: int = Field(10, description="Papers in the ranked list the retrieval metrics score.")
+    grounded_threshold: float = Field(
+        0.6, description="A sentence is grounded when a cited abstract sentence is this close (MiniLM cosine)."
+    )
 
 
 class Settings(BaseSettings):
-    """paperbot configuration; every field can be set as ``PAPERBOT_<NAME>``."""
+    """paperbot configuration; every field can be set as ``PAPERBOT_<NAME>`` (groups: ``PAPERBOT_<GROUP>__<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="PAPERBOT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PAPERBOT_", extra="ignore", env_nested_delimiter="__")
 
     # Where things live.
-    sources_dir: Path = PROJECT_ROOT / "index" / "sources"
-    store_dir: Path = PROJECT_ROOT / "index" / "store"
-    prompts_dir: Path = PROJECT_ROOT / "prompts"
-    collection: str = "paperbot"
+    sources_dir: Path = Field(PROJECT_ROOT / "index" / "sources", description="Folder of the shipped source files.")
+    store_dir: Path = Field(PROJECT_ROOT / "index" / "store", description="Folder of the embedded Chroma store.")
+    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Folder of the LLM prompt templates.")
+    collection: str = Field("paperbot", description="Chroma collection holding the chunks.")
 
     # Chroma server mode: set a host to use `chroma run` instead of the embedded store.
-    chroma_host: str | None = None
-    chroma_port: int = 8000
+    chroma_host: str | None = Field(None, description="Host of a `chroma run` server; unset means embedded.")
+    chroma_port: int = Field(8000, description="Port of the `chroma run` server.")
 
     # Chunking and embedding.
-    chunk_size: int = 160  # word pieces; MiniLM truncates at 256
-    chunk_overlap: int = 32
-    embed_batch_size: int = 32
+    chunk_size: int = Field(160, description="Chunk length in word pieces (MiniLM truncates at 256).")
+    chunk_overlap: int = Field(32, description="Word pieces shared by neighbouring chunks.")
+    embed_batch_size: int = Field(32, description="Texts per embedding batch.")
 
     # Retrieval.
-    top_k: int = 5  # papers handed to the answer step
-    candidate_k: int = 30  # chunks each retriever contributes before fusion
-    dense_weight: float = 0.5
-    sparse_weight: float = 0.5
+    top_k: int = Field(5, description="Papers handed to the answer step.")
+    candidate_k: int = Field(30, description="Chunks each retriever contributes before fusion.")
+    dense_weight: float = Field(0.5, description="Weight of the dense ranking in the fusion.")
+    sparse_weight: float = Field(0.5, description="Weight of the BM25 ranking in the fusion.")
 
     # Answering.
-    mode: AnswerMode = "auto"
-    # Refuse when the top papers' word-piece coverage of the question is below this
-    # (HybridRetriever.coverage): the most unanswerable questions refused with at most 4% of the
-    # answerable ones, over five eval sets; checked on two more, written blind (evals/README.md).
-    refusal_threshold: float = 0.53
-    # An answer sentence must score at least this much (0.7 * its cosine + 0.3 * its paper's).
-    sentence_floor: float = 0.336
-    answer_sentences: int = 4
-    answer_min_ratio: float = 0.75  # a sentence must score this share of the best one (tuned on dev)
-    # Sentence vs. cited abstract sentence/chunk cosine (LLM mode): balanced accuracy 0.92 on
-    # dev, 0.90 held-out (`python evals/tune_verify.py`, evals/llm_local_report.md).
-    verify_threshold: float = 0.525
+    mode: AnswerMode = Field("auto", description="auto (LLM when configured), extractive or llm.")
+    # The most unanswerable questions refused with at most 4% of the answerable ones, over five
+    # eval sets; checked on two more, written blind (evals/README.md).
+    refusal_threshold: float = Field(
+        0.53, description="Refuse when the top papers' word-piece coverage of the question is below this."
+    )
+    sentence_floor: float = Field(0.336, description="An answer sentence must score at least this much.")
+    answer_sentences: int = Field(4, description="Most sentences in an extractive answer.")
+    answer_min_ratio: float = Field(
+        0.75, description="An answer sentence must score this share of the best one (tuned on dev)."
+    )
+    # Balanced accuracy 0.92 on dev, 0.90 held-out (`python evals/tune_verify.py`, evals/llm_local_report.md).
+    verify_threshold: float = Field(
+        0.525, description="LLM mode: a sentence is backed when a cited abstract sentence is this close (cosine)."
+    )
+    extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="Extractive answers.")
 
     # LLM mode (any OpenAI-compatible server).
     llm_model: str = Field(
         default="gpt-4o-mini",
         validation_alias=AliasChoices("PAPERBOT_LLM_MODEL", "OPENAI_MODEL"),
+        description="Model name sent to the server.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("PAPERBOT_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key; never shown or logged.",
     )
     openai_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("PAPERBOT_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server.",
     )
-    llm_timeout: float = 60.0
-    llm_max_retries: int = 2
-    llm_context_window: int = 8192
-    llm_max_tokens: int = 512
-    llm_temperature: float = 0.1
+    llm_timeout: float = Field(60.0, description="Seconds to wait for the server.")
+    llm_max_retries: int = Field(2, description="Retries of the openai client (it honours Retry-After).")
+    llm_context_window: int = Field(8192, description="The model's context window in tokens.")
+    llm_max_tokens: int = Field(512, description="Most tokens the model may write.")
+    llm_temperature: float = Field(0.1, description="Sampling temperature.")
+    prompt: LLMPromptSettings = Field(default_factory=LLMPromptSettings, description="Prompt budgeting.")
+
+    # Summaries and evals.
+    summary: SummarySettings = Field(default_factory=SummarySettings, description="Literature summaries.")
+    eval: EvalSettings = Field(default_factory=EvalSettings, description="The eval harness.")
 
     # Chat UI.
-    host: str = "127.0.0.1"
-    port: int = 7860
-    auth: str | None = None  # "user:password"
-    concurrency_limit: int = 4
+    host: str = Field("127.0.0.1", description="Address the chat app binds.")
+    port: int = Field(7860, description="Port of the chat app.")
+    auth: str | None = Field(None, description='Chat app login as "user:password".')
+    concurrency_limit: int = Field(4, description="Answers the chat app computes at once.")
+    max_turns: int = Field(8, description="Turns of chat history kept for follow-ups.")
 
     @property
     def llm_configured(self) -> bool:

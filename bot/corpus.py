@@ -12,14 +12,16 @@ import csv
 import hashlib
 import json
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import UserError
+from bot.normalize import ARXIV_ID_IN_TEXT as _ARXIV_ID
+from bot.normalize import LATEX_CMD as _LATEX_CMD
+from bot.normalize import clean_whitespace as _clean
+from bot.normalize import drop_reference_marks, normalize_abstract, normalize_title
 from bot.schema import Paper
-from bot.text import drop_reference_marks
 
 SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv"}
 
@@ -31,10 +33,8 @@ _HEADER_LINES = {
     "byak and the research community",
 }
 _DATE_LINE = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(, \d{4})?$", re.I)
-_ARXIV_ID = re.compile(r"arXiv:(\d{4}\.\d{4,5})(v\d+)?")
 # A journal reference glued to the next abstract: "...pp.THAPP02Deep generative..."
 _GLUE = re.compile(r"(?<=[0-9a-z.)\]])(?=[A-Z][a-z]+[ ,])")
-_LATEX_CMD = re.compile(r"\\[a-zA-Z]+\*?")
 _MIN_ABSTRACT_CHARS = 100
 _MAX_TITLE_CHARS = 300
 
@@ -74,20 +74,6 @@ class CorpusReport:
 
 class SourceError(UserError, ValueError):
     """A source file that cannot be read at all."""
-
-
-def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
-
-
-def normalize_title(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", _clean(title).lower())
-
-
-def normalize_abstract(abstract: str) -> str:
-    """Abstract key that ignores LaTeX markup such as ``\\emph{}`` and punctuation."""
-    text = _LATEX_CMD.sub("", abstract)
-    return re.sub(r"[^a-z0-9]+", "", text.lower())
 
 
 def _looks_like_abstract(line: str) -> bool:

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bot.citations import markers_in, strip_markers
 from bot.config import PROJECT_ROOT
-from bot.corpus import normalize_title
 from bot.errors import UserError
+from bot.normalize import GoldIndex
 from bot.retrieval import RETRIEVER_KINDS
 from bot.schema import Answer, Hit, Paper
-from bot.text import markers_in, split_sentences, strip_markers, token_f1
+from bot.text import split_sentences, token_f1
 
 if TYPE_CHECKING:
     from bot.answer import Engine
@@ -38,10 +39,6 @@ if TYPE_CHECKING:
 DEFAULT_DATASET = PROJECT_ROOT / "evals" / "questions.jsonl"
 DEFAULT_BASELINE = PROJECT_ROOT / "evals" / "baseline.json"
 RUNS_DIR = PROJECT_ROOT / "evals" / "runs"
-RETRIEVAL_DEPTH = 10  # papers in the ranked list the retrieval metrics score
-# A sentence counts as grounded when it is this close (MiniLM cosine) to some
-# sentence of a paper it cites; exact quotes score 1.0.
-GROUNDED_THRESHOLD = 0.6
 # Tolerances a new baseline starts with; the baseline file keeps its own.
 # Per-type groups are small (a dozen questions), so they get more slack than "all".
 DEFAULT_TOLERANCE: dict[str, float | None] = {
@@ -54,7 +51,6 @@ DEFAULT_TOLERANCE: dict[str, float | None] = {
     "ttft_p95_ms": None,
 }
 _EPSILON = 1e-5  # baseline values are stored rounded to 6 decimals
-ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
 
 
 class EvalError(UserError, ValueError):
@@ -175,25 +171,12 @@ def load_dataset(path: Path) -> list[EvalQuestion]:
 
 def resolve_gold(questions: list[EvalQuestion], papers: Iterable[Paper], path: Path | str) -> dict[str, list[str]]:
     """Map each question id to its gold paper ids; a gold naming no indexed paper is an error."""
-    by_title: dict[str, str] = {}
-    by_arxiv: dict[str, str] = {}
-    for paper in papers:
-        by_title.setdefault(normalize_title(paper.title), paper.paper_id)
-        if paper.arxiv_id:
-            match = ARXIV_ID.match(paper.arxiv_id)
-            by_arxiv.setdefault(match.group(1) if match else paper.arxiv_id, paper.paper_id)
+    index = GoldIndex(papers)
     resolved: dict[str, list[str]] = {}
     problems: list[str] = []
     for q in questions:
-        ids: list[str] = []
-        for gold in q.gold:
-            match = ARXIV_ID.match(gold)
-            paper_id = by_arxiv.get(match.group(1)) if match else by_title.get(normalize_title(gold))
-            if paper_id is None:
-                problems.append(f"{path} line {q.line} ({q.id}): gold {gold!r} matches no indexed paper")
-            elif paper_id not in ids:
-                ids.append(paper_id)
-        resolved[q.id] = ids
+        resolved[q.id], missing = index.resolve_all(q.gold)
+        problems += [f"{path} line {q.line} ({q.id}): gold {gold!r} matches no indexed paper" for gold in missing]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DatasetError(problems[0] + more)
@@ -236,7 +219,6 @@ class SupportChecker:
 
     def __init__(self, retriever: HybridRetriever) -> None:
         self.retriever = retriever
-        self.encoder = retriever.encoder
         self.papers = retriever.papers
 
     def _paper_vectors(self, paper_id: str) -> np.ndarray:
@@ -258,7 +240,7 @@ class SupportChecker:
                 scores.append(None)
                 to_embed.append(i)
         if to_embed:
-            vectors = self.encoder.encode([sentences[i][0] for i in to_embed])
+            vectors = self.retriever.encode([sentences[i][0] for i in to_embed])
             for vector, i in zip(vectors, to_embed, strict=True):
                 scores[i] = max(float(np.max(self._paper_vectors(p) @ vector)) for p in sentences[i][1])
         return [float(s) for s in scores]  # type: ignore[arg-type]
@@ -279,7 +261,8 @@ def _mean(values: Iterable[float | None]) -> float | None:
 # -- one run ------------------------------------------------------------------
 def retrieval_list(engine: Engine, question: str, answer: Answer, retriever: str, k: int | None) -> list[Hit]:
     """The ranked papers the retrieval metrics score: 10 unless ``k`` asks for fewer."""
-    depth = min(k, RETRIEVAL_DEPTH) if k else RETRIEVAL_DEPTH
+    limit = engine.settings.eval.retrieval_depth
+    depth = min(k, limit) if k else limit
     if retriever == "hybrid" and len(answer.hits) >= depth and answer.standalone_question is None:
         return answer.hits[:depth]
     return engine.search(question, k=depth, kind=retriever)
@@ -292,8 +275,9 @@ def score_question(
     ranked: list[Hit],
     checker: SupportChecker,
     seconds: float,
-    first_text: float | None = None,
-    mode: str | None = None,
+    first_text: float | None,
+    mode: str | None,
+    grounded_threshold: float,
 ) -> dict[str, Any]:
     """The per-question record: what was retrieved and cited, and every metric that applies."""
     ranked_ids = [h.paper.paper_id for h in ranked]
@@ -360,14 +344,14 @@ def score_question(
             pairs = [(text, [numbers[n] for n in ns if n in numbers]) for text, ns in sentences]
             support = checker.support(pairs)
             record["support"] = [round(s, 4) for s in support]
-            values["groundedness"] = sum(s >= GROUNDED_THRESHOLD for s in support) / len(support)
+            values["groundedness"] = sum(s >= grounded_threshold for s in support) / len(support)
     if q.answerable and q.reference_answer.strip():
         values["answer_f1"] = token_f1(strip_markers(answer.answer), q.reference_answer)
     record["metrics"] = values
     return record
 
 
-def _add_answer_cosines(records: list[dict[str, Any]], encoder: Any) -> None:
+def _add_answer_cosines(records: list[dict[str, Any]], encoder: HybridRetriever) -> None:
     # One batch for the whole run: encoding is the slow part.
     todo = [r for r in records if r["metrics"].get("answer_f1") is not None]
     if not todo:
@@ -423,15 +407,27 @@ def run_eval(
         t0 = time.perf_counter()
         first_text = None
         # Streamed like the CLI and the UI, so the time to the first text is the user's wait.
-        for event in engine.stream(q.question, mode=resolved, k=k):
-            if isinstance(event, Answer):
-                answer = event
-            elif first_text is None and event.strip():
+        response = engine.as_query_engine(mode=resolved, k=k, streaming=True).query(q.question)
+        for piece in response.response_gen:
+            if first_text is None and piece.strip():
                 first_text = time.perf_counter() - t0
+        answer: Answer = response.metadata["answer"]
         seconds = time.perf_counter() - t0
         ranked = retrieval_list(engine, q.question, answer, retriever, k)
-        records.append(score_question(q, gold[q.id], answer, ranked, checker, seconds, first_text, resolved))
-    _add_answer_cosines(records, engine.retriever.encoder)
+        records.append(
+            score_question(
+                q,
+                gold[q.id],
+                answer,
+                ranked,
+                checker,
+                seconds,
+                first_text,
+                resolved,
+                grounded_threshold=engine.settings.eval.grounded_threshold,
+            )
+        )
+    _add_answer_cosines(records, engine.retriever)
     judged = None
     if judge and engine.settings.llm_configured:
         judged = run_judge(engine, records, progress=progress)
@@ -444,8 +440,8 @@ def run_eval(
             "mode_label": engine.mode_label(resolved),
             "retriever": retriever,
             "k": k,
-            "retrieval_depth": min(k, RETRIEVAL_DEPTH) if k else RETRIEVAL_DEPTH,
-            "grounded_threshold": GROUNDED_THRESHOLD,
+            "retrieval_depth": min(k, settings.eval.retrieval_depth) if k else settings.eval.retrieval_depth,
+            "grounded_threshold": settings.eval.grounded_threshold,
             "index": engine.stats(),
             "settings": {
                 name: getattr(settings, name)
@@ -509,13 +505,13 @@ def run_judge(engine: Engine, records: list[dict[str, Any]], progress: bool = Tr
     """Ask the configured LLM to grade each non-refused answer; kept apart from the other metrics."""
     from tqdm import tqdm
 
-    from bot.llm import LLMUnavailable, describe_failure, fill, get_llm, load_prompt
+    from bot.llm import describe_failure, fill, load_prompt, model_errors
 
     try:
         template = load_prompt("judge", engine.settings)
-        llm = get_llm(engine)
-    except LLMUnavailable as exc:
-        return {"error": exc.reason, "metrics": {}}
+        llm = engine.llm()
+    except model_errors() as exc:
+        return {"error": describe_failure(exc, engine.settings), "metrics": {}}
     errors: list[str] = []
     todo = [r for r in records if not r["refused"]]
     for record in tqdm(todo, desc="Judging", unit="q", disable=not progress, file=sys.stderr):
@@ -528,7 +524,7 @@ def run_judge(engine: Engine, records: list[dict[str, Any]], progress: bool = Tr
         )
         try:
             reply = llm.complete(prompt).text
-        except Exception as exc:  # noqa: BLE001 - any failure is reported, the run goes on
+        except model_errors() as exc:  # reported; the run goes on
             errors.append(f"{record['id']}: {describe_failure(exc, engine.settings)}")
             continue
         verdict = parse_judgement(reply)
@@ -693,7 +689,7 @@ def render_report(results: dict[str, Any], chart: str | None) -> str:
         "",
         "Retrieval metrics count answerable questions only; citation precision, dangling markers, sources cited and "
         "groundedness count answers that were not refusals; refusal accuracy counts unanswerable questions. "
-        f"A sentence is grounded when its cited abstract has a sentence with cosine >= {GROUNDED_THRESHOLD}.",
+        f"A sentence is grounded when its cited abstract has a sentence with cosine >= {meta['grounded_threshold']}.",
         "",
         metric_table(results["metrics"]),
         "",

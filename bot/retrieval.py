@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 from llama_index.core import VectorStoreIndex
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import MockLLM
@@ -21,17 +20,18 @@ from bot.config import Settings
 from bot.embedding import MiniLMEmbedding, TokenVectors, get_encoder
 from bot.indexing import Manifest, Store, to_node
 from bot.schema import Hit, Paper
-from bot.text import split_sentences
+from bot.text import split_sentences, stopwords
 
 RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
-QUESTION_STOPWORDS = set(
-    "what which who whom how why when where does do did is are was were the a an of in on for to and or with "
-    "by from that this these those can could would should about any there their its it as be been being into "
-    "than then them they we our you your paper papers work works method methods approach model models use used "
-    "using show shows study studies".split()
-)
-# The coverage score skips function words as well (NLTK's English list, shipped in bm25s).
-COVERAGE_STOPWORDS = QUESTION_STOPWORDS | set(STOPWORDS_EN_PLUS)
+
+
+@dataclass
+class PaperScores:
+    """Every paper's best-chunk match for one query, by dense cosine and by BM25 (same order as ``paper_ids``)."""
+
+    paper_ids: list[str]
+    dense: np.ndarray
+    sparse: np.ndarray
 
 
 @dataclass
@@ -104,14 +104,14 @@ class HybridRetriever:
         self.settings = settings
         self.manifest = manifest
         self.papers = {p.paper_id: p for p in manifest.papers}
-        self.chunk_ids = [c.chunk_id for c in manifest.chunks]
-        self.paper_of = {c.chunk_id: c.paper_id for c in manifest.chunks}
-        self.chunk_text = {c.chunk_id: c.text for c in manifest.chunks}
-        self.chunks = {c.chunk_id: c for c in manifest.chunks}
-        self.rows_of: dict[str, list[int]] = {}
+        self._chunk_ids = [c.chunk_id for c in manifest.chunks]
+        self._paper_of = {c.chunk_id: c.paper_id for c in manifest.chunks}
+        self._chunk_text = {c.chunk_id: c.text for c in manifest.chunks}
+        self._chunks = {c.chunk_id: c for c in manifest.chunks}
+        self._rows_of: dict[str, list[int]] = {}
         for i, c in enumerate(manifest.chunks):
-            self.rows_of.setdefault(c.paper_id, []).append(i)
-        self.encoder = get_encoder()
+            self._rows_of.setdefault(c.paper_id, []).append(i)
+        self._encoder = get_encoder()
         # Counting word pieces over the corpus takes ~0.4 s; the tokenizer releases the GIL,
         # so it runs beside the rest of the set-up (Chroma, BM25) instead of after it.
         pool = ThreadPoolExecutor(max_workers=1)
@@ -119,22 +119,22 @@ class HybridRetriever:
         self._sentence_cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
         self._cache_lock = threading.Lock()
         # Kept in memory to score papers against the query without another round trip.
-        self.matrix = store.embeddings(self.chunk_ids)
+        self._matrix = store.embeddings(self._chunk_ids)
         self.embed_model = MiniLMEmbedding(batch_size=settings.embed_batch_size)
         nodes = [to_node(c, self.papers[c.paper_id]) for c in manifest.chunks]
         k = settings.candidate_k
         vector_index = VectorStoreIndex.from_vector_store(
             ChromaVectorStore(chroma_collection=store.chunks), embed_model=self.embed_model
         )
-        self.dense = LiveChunksRetriever(vector_index.as_retriever(similarity_top_k=k), set(self.chunk_ids))
+        self._dense = LiveChunksRetriever(vector_index.as_retriever(similarity_top_k=k), set(self._chunk_ids))
         import Stemmer
 
-        self.stemmer = Stemmer.Stemmer("english")
-        self.bm25 = BM25Retriever.from_defaults(
-            nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=self.stemmer, language="english"
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25 = BM25Retriever.from_defaults(
+            nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=self._stemmer, language="english"
         )
-        self.fused = QueryFusionRetriever(
-            [self.dense, self.bm25],
+        self._fused = QueryFusionRetriever(
+            [self._dense, self._bm25],
             llm=MockLLM(),  # only one query: the LLM that would rewrite it is never called
             # Min-max scaled score fusion beat reciprocal rank on both eval sets.
             mode="relative_score",
@@ -147,7 +147,7 @@ class HybridRetriever:
         pool.shutdown()
 
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
-        return {"hybrid": self.fused, "dense": self.dense, "bm25": self.bm25}[kind]
+        return {"hybrid": self._fused, "dense": self._dense, "bm25": self._bm25}[kind]
 
     def _paper_pieces(self, paper: Paper) -> tuple[list[str], np.ndarray, np.ndarray]:
         """A paper's abstract sentences, their embeddings and its word-piece vectors, once per process."""
@@ -156,7 +156,7 @@ class HybridRetriever:
         if cached is None:
             sentences = split_sentences(paper.abstract)
             # Sentence by sentence, as the chunks are read: long abstracts exceed the model's window.
-            vectors, pieces = self.encoder.encode_with_tokens([*sentences, paper.title])
+            vectors, pieces = self._encoder.encode_with_tokens([*sentences, paper.title])
             cached = (sentences, vectors[: len(sentences)], np.vstack([p.vectors for p in pieces]))
             with self._cache_lock:
                 self._sentence_cache[paper.paper_id] = cached
@@ -169,7 +169,7 @@ class HybridRetriever:
 
     def _piece_idf(self, papers: list[Paper]) -> dict[int, float]:
         df: dict[int, int] = {}
-        for ids in self.encoder.piece_ids([f"{p.title} {p.abstract}" for p in papers]):
+        for ids in self._encoder.piece_ids([f"{p.title} {p.abstract}" for p in papers]):
             for piece in set(ids):
                 df[piece] = df.get(piece, 0) + 1
         return {piece: float(np.log((len(papers) + 1) / (n + 0.5))) for piece, n in df.items()}
@@ -186,8 +186,8 @@ class HybridRetriever:
         ``question`` may come as the pieces of the query's own embedding pass.
         """
         if isinstance(question, str):
-            question = self.encoder.encode_with_tokens([question])[1][0]
-        keep = [i for i, word in enumerate(question.words) if word not in COVERAGE_STOPWORDS]
+            question = self._encoder.encode_with_tokens([question])[1][0]
+        keep = [i for i, word in enumerate(question.words) if word not in stopwords()]
         if not keep or not papers:
             return 0.0
         unseen = float(np.log(len(self.papers) + 1) + np.log(2))  # a piece no abstract uses
@@ -200,7 +200,7 @@ class HybridRetriever:
         return best
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text])[0]
+        return self._encoder.encode([text])[0]
 
     def search(
         self,
@@ -218,40 +218,78 @@ class HybridRetriever:
         allowed = None
         if filters and filters.active:
             allowed = {pid for pid, p in self.papers.items() if filters.allows(p)}
-        grouper = PaperGrouper(paper_of=self.paper_of, allowed=allowed, top_k=k)
+        grouper = PaperGrouper(paper_of=self._paper_of, allowed=allowed, top_k=k)
         grouped = grouper.postprocess_nodes(nodes, bundle)
         if allowed is not None and len(grouped) < k:
-            grouped += self._filtered_fallback(qvec, allowed, k, {self.paper_of[n.node.node_id] for n in grouped})
+            grouped += self._filtered_fallback(qvec, allowed, k, {self._paper_of[n.node.node_id] for n in grouped})
             grouped = grouped[:k]
         hits: list[Hit] = []
         for node in grouped:
-            paper_id = self.paper_of[node.node.node_id]
+            paper_id = self._paper_of[node.node.node_id]
             best_chunk, similarity = self.best_chunk(paper_id, qvec)
-            hits.append(Hit(self.papers[paper_id], float(node.score or 0.0), similarity, self.chunk_text[best_chunk]))
+            hits.append(Hit(self.papers[paper_id], float(node.score or 0.0), similarity, self._chunk_text[best_chunk]))
         return hits
 
     def _filtered_fallback(self, qvec: np.ndarray, allowed: set[str], k: int, have: set[str]) -> list[NodeWithScore]:
         # A narrow filter can leave the fused candidates short of k papers;
         # rank the allowed papers' chunks densely to fill up.
-        rows = [i for i, cid in enumerate(self.chunk_ids) if self.paper_of[cid] in allowed - have]
+        rows = [i for i, cid in enumerate(self._chunk_ids) if self._paper_of[cid] in allowed - have]
         if not rows:
             return []
-        sims = self.matrix[rows] @ qvec
+        sims = self._matrix[rows] @ qvec
         out: list[NodeWithScore] = []
         seen = set(have)
         for idx in np.argsort(-sims):
-            cid = self.chunk_ids[rows[idx]]
-            if self.paper_of[cid] in seen:
+            cid = self._chunk_ids[rows[idx]]
+            if self._paper_of[cid] in seen:
                 continue
-            seen.add(self.paper_of[cid])
-            chunk = self.chunks[cid]
+            seen.add(self._paper_of[cid])
+            chunk = self._chunks[cid]
             out.append(NodeWithScore(node=to_node(chunk, self.papers[chunk.paper_id]), score=float(sims[idx]) / 100))
             if len(out) >= k:
                 break
         return out
 
     def best_chunk(self, paper_id: str, qvec: np.ndarray) -> tuple[str, float]:
-        rows = self.rows_of[paper_id]
-        sims = self.matrix[rows] @ qvec
+        rows = self._rows_of[paper_id]
+        sims = self._matrix[rows] @ qvec
         best = int(np.argmax(sims))
-        return self.chunk_ids[rows[best]], float(sims[best])
+        return self._chunk_ids[rows[best]], float(sims[best])
+
+    # -- the public API for answers, summaries and evals ---------------------------
+    def paper(self, paper_id: str) -> Paper:
+        return self.papers[paper_id]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit MiniLM vectors of ``texts`` (the model that embedded the chunks)."""
+        return self._encoder.encode(texts)
+
+    def embed_question(self, text: str) -> tuple[np.ndarray, TokenVectors]:
+        """The question's vector and, from the same model pass, its word-piece vectors."""
+        vectors, pieces = self._encoder.encode_with_tokens([text])
+        return vectors[0], pieces[0]
+
+    def hit_for(self, paper_id: str, qvec: np.ndarray, score: float = 0.0) -> Hit:
+        """``paper_id`` as a hit for the query vector: its best chunk and that chunk's cosine."""
+        chunk_id, similarity = self.best_chunk(paper_id, qvec)
+        return Hit(self.papers[paper_id], score, similarity, self._chunk_text[chunk_id])
+
+    def score_papers(self, query: str, qvec: np.ndarray) -> PaperScores:
+        """Every paper's best-chunk dense cosine and best-chunk BM25 score for ``query``."""
+        import bm25s
+
+        paper_ids = list(self._rows_of)
+        dense_rows = self._matrix @ qvec
+        words = bm25s.tokenize(
+            [query], stopwords="english", stemmer=self._stemmer, return_ids=False, show_progress=False
+        )[0]
+        # The BM25 index holds the manifest's chunks in order, the same rows as the matrix.
+        sparse_rows = self._bm25.bm25.get_scores(words) if words else np.zeros(len(self._chunk_ids))
+        dense = np.array([float(dense_rows[self._rows_of[p]].max()) for p in paper_ids])
+        sparse = np.array([float(sparse_rows[self._rows_of[p]].max()) for p in paper_ids])
+        return PaperScores(paper_ids, dense, sparse)
+
+    def paper_vectors(self, paper_ids: list[str]) -> np.ndarray:
+        """Each paper as the normalized mean of its chunk embeddings."""
+        vectors = np.stack([self._matrix[self._rows_of[p]].mean(axis=0) for p in paper_ids])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -1,9 +1,27 @@
-"""Plain data classes that cross module lines: papers, chunks, hits, answers."""
+"""Plain data classes that cross module lines: papers, chunks, hits, answers, turns.
+
+Everything here is data: no module of paperbot is imported, so every layer can
+use these types (config/schema -> corpus -> indexing -> retrieval -> answering
+-> summaries and evals -> app and cli).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
+
+# The one refusal sentence: extractive answers, LLM prompts and the UI all use it.
+REFUSAL = "The indexed abstracts do not answer this question."
+
+
+@dataclass
+class Turn:
+    """One message of a conversation, as the UI keeps it."""
+
+    role: str  # "user" or "assistant"
+    content: str
 
 
 @dataclass
@@ -52,6 +70,16 @@ class Hit:
             "score": round(self.score, 4),
             "similarity": round(self.similarity, 4),
         }
+
+
+@dataclass
+class Retrieval:
+    """The papers retrieved for a question and whether they are likely to answer it."""
+
+    hits: list[Hit]
+    query_vector: np.ndarray
+    coverage: float  # how fully the top papers cover the question's words (the refusal rule's score)
+    answered: bool  # coverage reaches the refusal threshold
 
 
 @dataclass

@@ -1,23 +1,52 @@
-"""Small text helpers shared by answers, summaries and citation checks."""
+"""Small text helpers shared by every layer: the question check, sentences, tokens, stop words.
+
+The stop-word lists live here and nowhere else: ``QUESTION_STOPWORDS`` (how
+people phrase a question about papers), ``stopwords()`` (those plus NLTK's
+English function words, which ship in bm25s) and ``RESEARCH_FILLER`` (words
+every abstract uses, which name no topic).
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from functools import lru_cache
 
 from bot.errors import UserError
 
 MAX_QUESTION_CHARS = 2000
+
+QUESTION_STOPWORDS = frozenset(
+    "what which who whom how why when where does do did is are was were the a an of in on for to and or with "
+    "by from that this these those can could would should about any there their its it as be been being into "
+    "than then them they we our you your paper papers work works method methods approach model models use used "
+    "using show shows study studies".split()
+)
+RESEARCH_FILLER = frozenset(
+    """also such both each other more most less many much some all only very via uses based new novel propose
+    proposed proposes present presents introduce introduces shown demonstrate demonstrates approaches result
+    results problem problems performance state art existing recent recently however while well further first
+    second two one three large significantly achieve achieves achieving improved improve improves improving
+    experiments experimental empirical empirically extensive task tasks data set sets different various several
+    framework frameworks technique techniques analysis provide provides given learn learning important key
+    effective efficient efficiently simple applications application available code github https com www org
+    et al e g i ie eg often typically commonly usually able way ways develop develops address addresses pose
+    poses consider considers studied may might will shall not no nor us here""".split()
+)
 
 # Abbreviations whose period does not end a sentence in abstracts.
 _ABBREV = (
     r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)(?<!\bcf)(?<!\bFig)(?<!\bEq)(?<!\bw\.r\.t)(?<!\bresp)(?<!\bapprox)"
 )
 _SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-# Not "[0,1]^d": a bracket followed by an exponent or subscript is maths, not a citation.
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\](?![\^_])")
-_REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\](?=[\s.,;:)]|$)")
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """QUESTION_STOPWORDS plus NLTK's English list (bm25s ships it; imported on first use, it costs 0.2 s)."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return QUESTION_STOPWORDS | frozenset(STOPWORDS_EN_PLUS)
 
 
 class BadQuestion(UserError, ValueError):
@@ -44,43 +73,6 @@ def split_sentences(text: str) -> list[str]:
     """Split an abstract into sentences, keeping decimals and common abbreviations whole."""
     parts = _SENTENCE_END.split(text.strip())
     return [p.strip() for p in parts if p.strip()]
-
-
-def markers_in(text: str) -> list[int]:
-    """Citation numbers in ``text``: "[2]" and "[1, 3]" both count."""
-    return [int(n) for group in _MARKER.findall(text) for n in group.split(",")]
-
-
-def map_markers(text: str, mapping: Callable[[list[int]], list[int]]) -> str:
-    """Rewrite each "[n, m]" group through ``mapping``; a group mapped to nothing is removed."""
-
-    def rewrite(match: re.Match[str]) -> str:
-        kept = list(dict.fromkeys(mapping(markers_in(match.group(0)))))
-        return f" [{', '.join(map(str, kept))}]" if kept else ""
-
-    return _MARKER.sub(rewrite, text).strip()
-
-
-def strip_markers(text: str) -> str:
-    return _MARKER.sub("", text).strip()
-
-
-def drop_reference_marks(abstract: str) -> str:
-    """Remove an abstract's own bibliography marks ("Hypothesis [27]", "et al. [2022]").
-
-    They point into a reference list nobody here can see, and in an answer they
-    would read as paperbot's [n] citations. Brackets not preceded by a space,
-    such as the interval in "L^2([0,1]^d)", stay.
-    """
-    return _REFERENCE_MARK.sub("", abstract)
-
-
-def with_marker(sentence: str, n: int | str) -> str:
-    """Put "[n]" before the sentence's final punctuation."""
-    sentence = sentence.rstrip()
-    if sentence and sentence[-1] in ".!?":
-        return f"{sentence[:-1]} [{n}]{sentence[-1]}"
-    return f"{sentence} [{n}]"
 
 
 def tokens(text: str) -> list[str]:

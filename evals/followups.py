@@ -15,27 +15,27 @@ import json
 import sys
 from pathlib import Path
 
-from bot.answer import Engine, Turn, condense_heuristic
+from bot.answer import Engine
+from bot.answerers import LLMAnswerer, condense_heuristic
 from bot.config import Settings
-from bot.corpus import normalize_title
+from bot.normalize import normalize_title
+from bot.schema import Turn
 
 
 def main(store_dir: str) -> None:
     engine = Engine(Settings(store_dir=store_dir))
     llm = None
     if engine.settings.llm_configured:
-        from bot.llm import checked_rewrite, get_llm, model_rewrite
-
-        llm = get_llm(engine)
+        llm = LLMAnswerer(engine.settings, engine.retriever, engine.llm())
     rows = [json.loads(line) for line in open(Path(__file__).parent / "followups.jsonl")]
     tally: dict[str, dict[str, int]] = {}
     for row in rows:
         gold = {normalize_title(g) for g in row["gold"]}
         history = [Turn("user", q) for q in row["history"]]
-        queries = {"raw": row["question"], "heuristic": condense_heuristic(row["question"], history)}
+        queries = {"raw": row["question"], "heuristic": condense_heuristic(row["question"], history, engine.settings)}
         if llm is not None:
-            queries["model"] = model_rewrite(llm, engine.settings, row["question"], history)
-            queries["guarded"] = checked_rewrite(queries["model"], row["question"], history)
+            queries["model"] = llm.model_rewrite(row["question"], history)
+            queries["guarded"] = llm.condense(row["question"], history)
             print(f"{row['id']} {row['kind']}: {queries['model']!r} -> {queries['guarded']!r}", file=sys.stderr)
         counts = tally.setdefault(row["kind"], {"n": 0, "rewritten": 0})
         counts["n"] += 1

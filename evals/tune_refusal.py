@@ -28,12 +28,12 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import Stemmer
 from sklearn.linear_model import LogisticRegression
 
 from bot.answer import Engine
 from bot.config import Settings
-from bot.retrieval import QUESTION_STOPWORDS
-from bot.text import tokens
+from bot.text import QUESTION_STOPWORDS, tokens
 
 HERE = Path(__file__).resolve().parent
 SETS = ("questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6")
@@ -45,7 +45,7 @@ MAX_FALSE_REFUSALS = 0.04
 
 def signals(engine: Engine) -> list[dict]:
     retriever = engine.retriever
-    stem = retriever.stemmer.stemWords
+    stem = Stemmer.Stemmer("english").stemWords
     words_of = {p.paper_id: set(stem(tokens(f"{p.title} {p.abstract}"))) for p in engine.manifest.papers}
     df = Counter(w for words in words_of.values() for w in words)
     vocabulary = set(df)

@@ -17,19 +17,16 @@ import numpy as np
 
 from bot.answer import Engine
 from bot.config import Settings
-from bot.corpus import normalize_title
+from bot.normalize import GoldIndex
 
 
 def main(store_dir: str) -> None:
     engine = Engine(Settings(store_dir=store_dir))
 
+    index = GoldIndex(engine.manifest.papers)
+
     def gold_ids(gold: list[str]) -> set[str]:
-        return {
-            p.paper_id
-            for g in gold
-            for p in engine.manifest.papers
-            if normalize_title(p.title) == normalize_title(g) or p.arxiv_id == g
-        }
+        return set(index.resolve_all(gold)[0])
 
     for name in ["questions", *sorted(path.stem for path in Path("evals").glob("heldout*.jsonl"))]:
         questions = [json.loads(line) for line in open(f"evals/{name}.jsonl")]

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from bot.answer import Engine
+from bot.citations import evidence_for
 from bot.config import Settings
-from bot.corpus import normalize_title
 from bot.embedding import get_encoder
-from bot.llm import evidence_for
+from bot.normalize import normalize_title
 from bot.text import split_sentences
 
 HERE = Path(__file__).resolve().parent

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from bot.citations import markers_in
 from bot.config import Settings
-from bot.text import markers_in
 from tests.conftest import run_cli
 
 THRESHOLD = Settings.model_fields["refusal_threshold"].default

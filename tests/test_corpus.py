@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.corpus import load_corpus, merge_entries, normalize_abstract, parse_arxiv_list, read_source
-from bot.text import markers_in
+from bot.citations import markers_in
+from bot.corpus import load_corpus, merge_entries, parse_arxiv_list, read_source
+from bot.normalize import normalize_abstract
 
 from .conftest import SOURCES
 

@@ -12,9 +12,12 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from bot.answer import REFUSAL, Answer, Engine, Turn
-from bot.llm import CHAT_OVERHEAD_TOKENS, _renumber, build_prompt, count_tokens
-from bot.text import markers_in, split_sentences
+from bot.answer import Engine
+from bot.answerers import build_prompt
+from bot.citations import markers_in, renumber
+from bot.llm import count_tokens
+from bot.schema import REFUSAL, Answer, Turn
+from bot.text import split_sentences
 from tests.fakeopenai import FakeOpenAI, Reply
 
 KEY = "sk-test-Zq8rT3cretValue"
@@ -311,7 +314,7 @@ def test_sources_are_trimmed_to_the_context_window(llm_engine, llm_settings):
         tight = llm_settings.model_copy(update={"llm_context_window": window, "llm_max_tokens": 128})
         prompt = build_prompt(tight, QUESTION, hits)
         assert 1 <= len(prompt.sources) <= 5 and f"[1] {FRACTAL}: " in prompt.text
-        assert count_tokens(prompt.text) + CHAT_OVERHEAD_TOKENS <= window - 128
+        assert count_tokens(prompt.text, llm_settings) + llm_settings.prompt.chat_overhead_tokens <= window - 128
         assert len(prompt.text) < len(roomy.text)
 
 
@@ -366,7 +369,7 @@ def test_cli_llm_answer_lists_only_cited_sources(cli_env, fake, llm_engine):
 
 
 def test_maths_brackets_are_not_markers_but_out_of_range_markers_are():
-    text, order, dangling = _renumber("Any operator on L^2([0,1]^d) is approximated [2]. So are others [7].", 2)
+    text, order, dangling = renumber("Any operator on L^2([0,1]^d) is approximated [2]. So are others [7].", 2)
     assert "L^2([0,1]^d)" in text
     assert order == [2] and dangling == 1
     assert markers_in(text) == [1]

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.answer import Answer, Engine, Turn
-from bot.text import markers_in
+from bot.answer import Engine
+from bot.citations import markers_in
+from bot.schema import Answer, Turn
 
 pytestmark = pytest.mark.llm
 

@@ -10,8 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from bot.answer import Engine
+from bot.citations import markers_in
 from bot.summarize import claim_rule_accuracy, select_papers, summarize, summary_recall
-from bot.text import markers_in, split_sentences
+from bot.text import split_sentences
 from tests.conftest import run_cli
 from tests.fakeopenai import Reply
 

@@ -1,0 +1,319 @@
+"""The two answerers behind the engine: extractive (the abstracts' own sentences) and LLM.
+
+An :class:`Answerer` gets a question the engine has already condensed,
+retrieved for and judged answerable, and streams text pieces followed by one
+:class:`Draft`: the checked sentences and citations, or ``checked=None`` when
+it declines (the model gave the refusal, or no sentence is good enough). It
+never retrieves and never decides refusal on its own coverage; the engine does
+that once, for both (bot.answer.Engine.stream).
+
+Invariants of a draft: every [n] in its text names one of its citations,
+citations are numbered 1..n in order of first use, and each citation's quote is
+a sentence of that paper's abstract.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
+from bot.config import Settings
+from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
+from bot.retrieval import HybridRetriever
+from bot.schema import REFUSAL, Citation, Hit, Retrieval, Sentence, Turn
+from bot.text import stopwords, tokens
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
+
+log = logging.getLogger(__name__)
+
+# Follow-ups that lean on the previous turn ("what about their limitations?").
+_FOLLOW_UP = re.compile(
+    r"\b(they|them|their|theirs|it|its|this|that|these|those|such|the same|above|former|latter|"
+    r"the paper|the papers|the method|the approach|the authors)\b|^(and|what about|how about|why|also)\b",
+    re.I,
+)
+# Housekeeping sentences answer nothing ("Code is available at https://...").
+BOILERPLATE = re.compile(
+    r"https?://|github\.com|\bcode (is|are|will be) (publicly )?(made )?available|\bwe release\b", re.I
+)
+_MIN_REWRITE_CHARS = 3  # a shorter "standalone question" from the model is no question
+
+
+@dataclass
+class Draft:
+    """What an answerer concluded: checked text, or ``checked=None`` when it declines to answer."""
+
+    checked: Checked | None
+    notes: list[str] = field(default_factory=list)
+
+
+class Answerer(Protocol):
+    """One way of writing the answer; the engine runs the rest of the pipeline around it."""
+
+    mode: str
+
+    def condense(self, question: str, history: list[Turn]) -> str:
+        """The follow-up ``question`` as a standalone question."""
+        ...
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
+        """Text pieces as they are ready, then one :class:`Draft`."""
+        ...
+
+
+def condense_heuristic(question: str, history: list[Turn], settings: Settings) -> str:
+    """Extractive mode's follow-up rewrite: lean on the last user question when needed."""
+    previous = [t.content for t in history if t.role == "user"]
+    if (
+        not previous
+        or not _FOLLOW_UP.search(question)
+        or len(question.split()) > settings.extractive.follow_up_max_words
+    ):
+        return question
+    return f"{previous[-1]} {question}"
+
+
+class ExtractiveAnswerer:
+    """Picks the retrieved abstracts' sentences that answer the question best."""
+
+    mode = "extractive"
+
+    def __init__(self, settings: Settings, retriever: HybridRetriever) -> None:
+        self.settings = settings
+        self.retriever = retriever
+
+    def condense(self, question: str, history: list[Turn]) -> str:
+        return condense_heuristic(question, history, self.settings)
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
+        sentences, citations = self.answer(retrieval.hits, retrieval.query_vector)
+        for i, sentence in enumerate(sentences):
+            yield ("" if i == 0 else " ") + sentence.text
+        if not sentences:
+            yield Draft(None)
+            return
+        text = " ".join(s.text for s in sentences)
+        yield Draft(Checked(text=text, sentences=sentences, citations=citations, dangling=0))
+
+    def answer(self, hits: list[Hit], qvec: np.ndarray) -> tuple[list[Sentence], list[Citation]]:
+        """The chosen sentences, each cited, and the citations in order of first use."""
+        cfg = self.settings.extractive
+        candidates: list[tuple[int, str]] = []  # (hit index, sentence)
+        rows: list[np.ndarray] = []
+        for h, hit in enumerate(hits):
+            sentences, vectors = self.retriever.sentence_vectors(hit.paper)
+            for sentence, vector in zip(sentences, vectors, strict=True):
+                if cfg.min_sentence_chars <= len(sentence) <= cfg.max_sentence_chars and not BOILERPLATE.search(
+                    sentence
+                ):
+                    candidates.append((h, sentence))
+                    rows.append(vector)
+        if not candidates:
+            return [], []
+        vectors = np.vstack(rows)
+        relevance = vectors @ qvec
+        # A sentence from a paper that matches as a whole is a safer answer.
+        paper_sim = np.array([hits[h].similarity for h, _ in candidates])
+        score = cfg.sentence_weight * relevance + (1 - cfg.sentence_weight) * paper_sim
+        floor = max(self.settings.answer_min_ratio * float(score.max()), self.settings.sentence_floor)
+        chosen: list[int] = []
+        per_paper: dict[int, int] = {}
+        while len(chosen) < self.settings.answer_sentences:
+            best, best_value = -1, -1e9
+            for i in np.argsort(-score):
+                h = candidates[i][0]
+                if i in chosen or per_paper.get(h, 0) >= cfg.max_per_paper or score[i] < floor:
+                    continue
+                redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
+                if redundancy > cfg.max_redundancy:
+                    continue
+                # Maximal marginal relevance, nudged towards papers not yet cited.
+                value = (
+                    float(score[i])
+                    - cfg.redundancy_penalty * redundancy
+                    - cfg.repeat_paper_penalty * per_paper.get(h, 0)
+                )
+                if value > best_value:
+                    best, best_value = int(i), value
+            if best < 0:
+                break
+            chosen.append(best)
+            per_paper[candidates[best][0]] = per_paper.get(candidates[best][0], 0) + 1
+
+        numbers: dict[int, int] = {}
+        sentences: list[Sentence] = []
+        citations: list[Citation] = []
+        for i in chosen:
+            h, text = candidates[i]
+            if h not in numbers:
+                numbers[h] = len(numbers) + 1
+                citations.append(citation_for(numbers[h], hits[h], text))
+            sentences.append(Sentence(text=with_marker(text, numbers[h]), citations=[numbers[h]]))
+        return sentences, citations
+
+
+# -- LLM mode -------------------------------------------------------------------
+@dataclass
+class Prompt:
+    text: str
+    sources: list[Hit]  # source n is sources[n - 1]
+    tokens: int
+
+
+def _source_line(n: int, hit: Hit, body: str) -> str:
+    return f"[{n}] {hit.paper.title}: {' '.join(body.split())}"
+
+
+def build_prompt(settings: Settings, question: str, hits: list[Hit]) -> Prompt:
+    """The answer prompt with as many sources as fit the context window (trimmed evenly)."""
+    template = load_prompt("answer", settings)
+    overhead = settings.prompt.chat_overhead_tokens
+    base = fill(template, refusal=REFUSAL, question=question, sources="")
+    available = settings.llm_context_window - settings.llm_max_tokens - overhead - count_tokens(base, settings)
+    hits = list(hits)
+    lines: list[str] = []
+    while hits:
+        full = [_source_line(n, h, h.paper.abstract) for n, h in enumerate(hits, start=1)]
+        sizes = [count_tokens(line + "\n\n", settings) for line in full]
+        if sum(sizes) <= available:
+            lines = full
+            break
+        # Every source gets the same cap; the short ones give their slack to the rest.
+        cap = _water_level(sizes, available)
+        if cap < settings.prompt.min_source_tokens:
+            hits.pop()  # the lowest-ranked source goes rather than all becoming stubs
+            continue
+        for n, (hit, line, size) in enumerate(zip(hits, full, sizes, strict=True), start=1):
+            if size > cap:
+                # The best-matching chunk is the part of the abstract worth keeping.
+                line = truncate(_source_line(n, hit, hit.chunk_text), cap - 2, settings)
+            lines.append(line)
+        break
+    text = fill(template, refusal=REFUSAL, question=question, sources="\n\n".join(lines))
+    return Prompt(text=text, sources=hits, tokens=count_tokens(text, settings) + overhead)
+
+
+def _water_level(sizes: list[int], available: int) -> int:
+    """The largest per-source cap c with sum(min(size, c)) <= available."""
+    remaining, left = available, len(sizes)
+    for size in sorted(sizes):
+        if size * left > remaining:
+            return remaining // left
+        remaining -= size
+        left -= 1
+    return max(sizes)
+
+
+def condense_prompt(settings: Settings, question: str, history: list[Turn]) -> str:
+    cfg = settings.prompt
+    lines = []
+    for turn in history[-cfg.history_turns :]:
+        who = "User" if turn.role == "user" else "Assistant"
+        text = " ".join(strip_markers(turn.content).split())
+        if len(text) > cfg.history_chars:
+            text = text[: cfg.history_chars].rsplit(" ", 1)[0] + " …"
+        lines.append(f"{who}: {text}")
+    return fill(load_prompt("condense", settings), history="\n".join(lines), question=question)
+
+
+def keeps_question(rewrite: str, question: str, share: float) -> bool:
+    """The rewrite still asks what was asked: ``share`` of the follow-up's content words survive.
+
+    Words are compared by their first five letters, so "evaluate" matches "evaluation".
+    """
+    words = {w for w in tokens(question) if len(w) > 2 and w not in stopwords()}
+    if not words:
+        return True
+    stems = {w[:5] for w in tokens(rewrite)}
+    return sum(w[:5] in stems for w in words) >= share * len(words)
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", strip_markers(text).lower()).split())
+
+
+def is_refusal(text: str) -> bool:
+    """The model gave the fixed refusal (perhaps with quotes or a marker around it)."""
+    said, refusal = _normal(text), _normal(REFUSAL)
+    if said.startswith(refusal):
+        return True
+    return refusal in said and not markers_in(text)
+
+
+class LLMAnswerer:
+    """A LlamaIndex ``LLM`` writes the answer from numbered sources; its markers are verified afterwards."""
+
+    mode = "llm"
+
+    def __init__(self, settings: Settings, retriever: HybridRetriever, llm: LLM) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.llm = llm
+
+    def condense(self, question: str, history: list[Turn]) -> str:
+        """The follow-up as a standalone question, written by the model (not streamed)."""
+        if not history:
+            return question
+        rewrite = self.model_rewrite(question, history)
+        if keeps_question(rewrite, question, self.settings.prompt.keep_share):
+            return rewrite
+        # Small models sometimes restate the previous turn instead (evals/followups.py).
+        log.info("condensed question dropped the follow-up's words; using the heuristic rewrite")
+        return condense_heuristic(question, history, self.settings)
+
+    def model_rewrite(self, question: str, history: list[Turn]) -> str:
+        """The model's reply to the condense prompt, cleaned up, before any check of its sense."""
+        from llama_index.core.llms import ChatMessage
+
+        prompt = condense_prompt(self.settings, question, history)
+        with reading_model_output():
+            reply = self.llm.chat([ChatMessage(role="user", content=prompt)])
+        text = (reply.message.content or "").strip()
+        # Models like to prefix, quote or explain; the first line is the question.
+        text = text.splitlines()[0].strip() if text else ""
+        text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.I).strip().strip("\"'` ")
+        if not _MIN_REWRITE_CHARS <= len(text) <= self.settings.prompt.max_rewrite_chars:
+            raise LLMUnavailable("the model returned no usable standalone question")
+        return text
+
+    def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
+        from llama_index.core.llms import ChatMessage
+
+        settings = self.settings
+        prompt = build_prompt(settings, question, retrieval.hits)
+        if not prompt.sources:
+            raise LLMUnavailable(
+                f"the context window ({settings.llm_context_window} tokens, PAPERBOT_LLM_CONTEXT_WINDOW) "
+                "leaves no room for sources"
+            )
+        parts: list[str] = []
+        finish = None
+        with reading_model_output():
+            for chunk in self.llm.stream_chat([ChatMessage(role="user", content=prompt.text)]):
+                if chunk.delta:
+                    parts.append(chunk.delta)
+                    yield chunk.delta
+                choices = getattr(chunk.raw, "choices", None) or []
+                if choices and getattr(choices[0], "finish_reason", None):
+                    finish = choices[0].finish_reason
+        text = "".join(parts).strip()
+        if not any(ch.isalpha() for ch in strip_markers(text)):
+            raise LLMUnavailable("empty completion" if not text else "completion without any words")
+        if is_refusal(text):
+            yield Draft(None)
+            return
+        checked = verify(text, prompt.sources, settings.verify_threshold, self.retriever)
+        if not checked.sentences:
+            raise LLMUnavailable("completion without any sentences")
+        notes = []
+        if finish == "length":
+            notes.append(f"the answer was cut off at {settings.llm_max_tokens} tokens (PAPERBOT_LLM_MAX_TOKENS)")
+        yield Draft(checked, notes)

@@ -1,0 +1,21 @@
+"""The fast layer's corpus: nine real papers (tests/fixtures/tiny.jsonl) in a private store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "tiny.jsonl"
+FRACTAL_TITLE = "The boundary of neural network trainability is fractal"
+FRACTAL_QUESTION = "Is the boundary between trainable and untrainable neural network hyperparameters fractal?"
+OFF_TOPIC = "Which bananas grow best in humid tropical climates?"
+
+
+def tiny_settings(root: Path, **update):
+    """Settings over a copy of the fixture corpus, with a store under ``root``."""
+    from bot.config import Settings
+
+    sources = root / "sources"
+    sources.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURE, sources / FIXTURE.name)
+    return Settings(sources_dir=sources, store_dir=root / "store", collection="tiny", **update)

@@ -1,0 +1,134 @@
+"""The answer pipeline over nine papers with an injected model: no server, no full corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answer import Engine, PaperQueryEngine
+from bot.citations import markers_in
+from bot.llm import LLMUnavailable
+from bot.schema import REFUSAL, Answer, Turn
+from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC, tiny_settings
+from tests.scripted_llm import ScriptedLLM
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    settings = tiny_settings(tmp_path_factory.mktemp("tiny"))
+    return Engine(settings)
+
+
+@pytest.fixture
+def model(tiny):
+    """A fresh scripted model behind an engine sharing the tiny index."""
+    llm = ScriptedLLM()
+    return llm, Engine(tiny.settings, store=tiny.store, llm=llm)
+
+
+def fractal_claim(engine: Engine) -> str:
+    hit = next(h for h in engine.search(FRACTAL_QUESTION) if h.paper.title == FRACTAL_TITLE)
+    return hit.paper.abstract.split(". ")[0]
+
+
+def test_extractive_answer_quotes_and_cites_the_paper(tiny):
+    answer = tiny.ask(FRACTAL_QUESTION, mode="extractive")
+
+    assert not answer.refused and answer.mode == "extractive"
+    assert answer.citations[0].title == FRACTAL_TITLE
+    assert set(markers_in(answer.answer)) == {c.n for c in answer.citations}
+    assert all(c.quote in tiny.retriever.paper(c.paper_id).abstract for c in answer.citations)
+
+
+def test_off_topic_question_is_refused_with_closest_papers(tiny):
+    answer = tiny.ask(OFF_TOPIC, mode="extractive")
+
+    assert answer.refused and answer.answer == REFUSAL and answer.hits and not answer.citations
+
+
+def test_llm_answer_is_verified_and_renumbered(model):
+    llm, engine = model
+    claim = fractal_claim(engine)
+    llm.queue(f"{claim} [3]. Bananas are yellow [9].")
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="llm")
+
+    assert answer.mode == "llm" and not answer.refused
+    assert [c.n for c in answer.citations] == [1]
+    assert answer.dangling_removed == 1
+    assert "[1]" in answer.answer and "[9]" not in answer.answer
+    assert FRACTAL_QUESTION in llm.prompts[0]
+
+
+def test_model_refusal_gives_a_refused_llm_answer(model):
+    llm, engine = model
+    llm.queue(REFUSAL)
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="llm")
+
+    assert answer.refused and answer.mode == "llm" and answer.hits
+
+
+def test_model_failure_falls_back_to_extractive_with_a_note(model):
+    llm, engine = model
+    llm.queue(LLMUnavailable("the scripted server is down"))
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="llm")
+
+    assert answer.mode == "extractive" and not answer.refused
+    assert answer.notes == ["LLM unavailable: the scripted server is down"]
+
+
+def test_a_bug_in_verification_surfaces_instead_of_falling_back(model, monkeypatch):
+    llm, engine = model
+    llm.queue(f"{fractal_claim(engine)} [1].")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("bug in verify")
+
+    monkeypatch.setattr("bot.answerers.verify", broken)
+    with pytest.raises(ZeroDivisionError):
+        engine.ask(FRACTAL_QUESTION, mode="llm")
+
+
+def test_follow_up_is_condensed_by_the_model(model):
+    llm, engine = model
+    llm.queue(FRACTAL_QUESTION, f"{fractal_claim(engine)} [1].")
+    history = [Turn("user", "Tell me about trainability."), Turn("assistant", "It is studied [1].")]
+
+    answer = engine.ask("is that boundary fractal?", history=history, mode="llm")
+
+    assert answer.standalone_question == FRACTAL_QUESTION and not answer.refused
+
+
+def test_query_engine_response_carries_the_checked_answer(tiny):
+    response = tiny.as_query_engine(mode="extractive").query(FRACTAL_QUESTION)
+
+    answer = response.metadata["answer"]
+    assert isinstance(answer, Answer) and str(response) == answer.answer
+    assert [n.node.metadata["n"] for n in response.source_nodes] == [c.n for c in answer.citations]
+    assert response.source_nodes[0].node.metadata["title"] == FRACTAL_TITLE
+
+
+def test_streaming_query_engine_yields_text_then_sets_the_answer(model):
+    llm, engine = model
+    llm.queue(f"{fractal_claim(engine)} [1].")
+
+    response = engine.as_query_engine(mode="llm", streaming=True).query(FRACTAL_QUESTION)
+    pieces = list(response.response_gen)
+
+    assert len(pieces) > 1 and response.metadata["answer"].citations[0].title == FRACTAL_TITLE
+    assert response.source_nodes[0].node.metadata["n"] == 1
+
+
+def test_readme_llamaindex_snippet_runs(tiny):
+    """The README's "Use it from LlamaIndex" snippet, with the test's settings."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"<!-- llamaindex-snippet -->\n```python\n(.*?)```", readme, re.S).group(1)
+    snippet = snippet.replace("Engine()", "Engine(settings)")
+    scope = {"settings": tiny.settings}
+    exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
+    assert isinstance(scope["query_engine"], PaperQueryEngine)
+    assert scope["response"].source_nodes
