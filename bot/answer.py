@@ -187,9 +187,11 @@ class Engine:
             yield answer
             return
         checked = draft.checked
-        answer.answer, answer.refused = checked.text, False
+        answer.answer, answer.refused = checked.text, draft.not_stated
         answer.sentences, answer.citations = checked.sentences, checked.citations
         answer.dangling_removed = checked.dangling
+        if not answer.refused:
+            answer.confidence = "high" if retrieval.coverage >= self.settings.confident_coverage else "low"
         yield answer
 
     def _fell_back(self, exc: BaseException) -> str:

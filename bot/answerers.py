@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from bot.answer_types import LEANS_ON_CONTEXT, answer_type, states
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
 from bot.retrieval import HybridRetriever
-from bot.schema import REFUSAL, Citation, Hit, Retrieval, Sentence, Turn
+from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Retrieval, Sentence, Turn
 from bot.text import stopwords, tokens
 
 if TYPE_CHECKING:
@@ -49,10 +50,15 @@ _MIN_REWRITE_CHARS = 3  # a shorter "standalone question" from the model is no q
 
 @dataclass
 class Draft:
-    """What an answerer concluded: checked text, or ``checked=None`` when it declines to answer."""
+    """What an answerer concluded: checked text, or ``checked=None`` when it declines to answer.
+
+    ``not_stated``: the text says the asked-for detail is not in the abstracts and quotes the
+    closest evidence instead; the engine reports it as a refusal that cites that evidence.
+    """
 
     checked: Checked | None
     notes: list[str] = field(default_factory=list)
+    not_stated: bool = False
 
 
 class Answerer(Protocol):
@@ -94,43 +100,69 @@ class ExtractiveAnswerer:
         return condense_heuristic(question, history, self.settings)
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
-        sentences, citations = self.answer(retrieval.hits, retrieval.query_vector)
-        for i, sentence in enumerate(sentences):
+        choice = self.answer(question, retrieval.hits, retrieval.query_vector)
+        if choice.not_stated is not None:
+            # The closest evidence, said to lack the asked-for detail: a refusal of the detail.
+            text = f"{NOT_STATED.format(what=choice.not_stated)} The closest paper says: {choice.sentences[0].text}"
+            yield text
+            yield Draft(Checked(text, choice.sentences, choice.citations, dangling=0), not_stated=True)
+            return
+        for i, sentence in enumerate(choice.sentences):
             yield ("" if i == 0 else " ") + sentence.text
-        if not sentences:
+        if not choice.sentences:
             yield Draft(None)
             return
-        text = " ".join(s.text for s in sentences)
-        yield Draft(Checked(text=text, sentences=sentences, citations=citations, dangling=0))
+        text = " ".join(s.text for s in choice.sentences)
+        yield Draft(Checked(text=text, sentences=choice.sentences, citations=choice.citations, dangling=0))
 
-    def answer(self, hits: list[Hit], qvec: np.ndarray) -> tuple[list[Sentence], list[Citation]]:
-        """The chosen sentences, each cited, and the citations in order of first use."""
+    def answer(self, question: str, hits: list[Hit], qvec: np.ndarray) -> Choice:
+        """The chosen sentences, each cited, and the citations in order of first use.
+
+        A sentence is a candidate when its length is in range, it is no housekeeping
+        (code links) and it does not lean on the sentence before it ("It also ...").
+        Sentences from other papers than the best sentence's must score
+        ``other_paper_ratio`` of it: a second paper is cited only when it answers
+        about as well. When the question asks for a kind of answer (a figure, a
+        date, ...; bot.answer_types) the best candidate that states one leads the
+        answer; when no candidate above the floor states one, the choice is the
+        closest sentence with ``not_stated`` set.
+        """
         cfg = self.settings.extractive
+        kind = answer_type(question) if cfg.check_answer_type else None
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
         rows: list[np.ndarray] = []
         for h, hit in enumerate(hits):
             sentences, vectors = self.retriever.sentence_vectors(hit.paper)
             for sentence, vector in zip(sentences, vectors, strict=True):
-                if cfg.min_sentence_chars <= len(sentence) <= cfg.max_sentence_chars and not BOILERPLATE.search(
-                    sentence
-                ):
-                    candidates.append((h, sentence))
-                    rows.append(vector)
+                if not cfg.min_sentence_chars <= len(sentence) <= cfg.max_sentence_chars:
+                    continue
+                if BOILERPLATE.search(sentence) or (cfg.skip_leaning_sentences and LEANS_ON_CONTEXT.match(sentence)):
+                    continue
+                candidates.append((h, sentence))
+                rows.append(vector)
         if not candidates:
-            return [], []
+            return Choice([], [])
         vectors = np.vstack(rows)
         relevance = vectors @ qvec
         # A sentence from a paper that matches as a whole is a safer answer.
         paper_sim = np.array([hits[h].similarity for h, _ in candidates])
         score = cfg.sentence_weight * relevance + (1 - cfg.sentence_weight) * paper_sim
         floor = max(self.settings.answer_min_ratio * float(score.max()), self.settings.sentence_floor)
+        order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
-        per_paper: dict[int, int] = {}
+        if kind is not None:
+            typed = [i for i in order if score[i] >= floor and states(kind, candidates[i][1])]
+            if not typed:
+                return self._cite([order[0]], candidates, hits, not_stated=kind.what)
+            chosen.append(typed[0])
+        per_paper: dict[int, int] = {candidates[i][0]: 1 for i in chosen}
         while len(chosen) < self.settings.answer_sentences:
             best, best_value = -1, -1e9
-            for i in np.argsort(-score):
+            for i in order:
                 h = candidates[i][0]
                 if i in chosen or per_paper.get(h, 0) >= cfg.max_per_paper or score[i] < floor:
+                    continue
+                if chosen and h != candidates[chosen[0]][0] and score[i] < cfg.other_paper_ratio * score[chosen[0]]:
                     continue
                 redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
                 if redundancy > cfg.max_redundancy:
@@ -142,12 +174,17 @@ class ExtractiveAnswerer:
                     - cfg.repeat_paper_penalty * per_paper.get(h, 0)
                 )
                 if value > best_value:
-                    best, best_value = int(i), value
+                    best, best_value = i, value
             if best < 0:
                 break
             chosen.append(best)
             per_paper[candidates[best][0]] = per_paper.get(candidates[best][0], 0) + 1
+        return self._cite(chosen, candidates, hits)
 
+    @staticmethod
+    def _cite(
+        chosen: list[int], candidates: list[tuple[int, str]], hits: list[Hit], not_stated: str | None = None
+    ) -> Choice:
         numbers: dict[int, int] = {}
         sentences: list[Sentence] = []
         citations: list[Citation] = []
@@ -157,7 +194,16 @@ class ExtractiveAnswerer:
                 numbers[h] = len(numbers) + 1
                 citations.append(citation_for(numbers[h], hits[h], text))
             sentences.append(Sentence(text=with_marker(text, numbers[h]), citations=[numbers[h]]))
-        return sentences, citations
+        return Choice(sentences, citations, not_stated)
+
+
+@dataclass
+class Choice:
+    """The extractive answerer's pick: cited sentences, or the closest one when the asked-for detail is missing."""
+
+    sentences: list[Sentence]
+    citations: list[Citation]
+    not_stated: str | None = None  # what the question asks for that no candidate states
 
 
 # -- LLM mode -------------------------------------------------------------------

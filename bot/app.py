@@ -20,6 +20,7 @@ from urllib.parse import quote, quote_plus
 
 # First: it switches gradio and huggingface_hub to offline, telemetry-free mode.
 from bot.config import Settings, get_settings
+from bot.schema import LOW_CONFIDENCE
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -88,13 +89,17 @@ def _link(title: str, url: str | None) -> str:
 
 def render_answer(answer: Answer) -> str:
     """The assistant's chat message for a finished answer."""
-    if answer.refused:
+    if answer.refused and answer.citations:  # the asked-for detail is not stated; the closest evidence is
+        lines = [f"**Not stated.** {_marked(answer)}"]
+    elif answer.refused:
         lines = [f"**No answer found.** {inert(answer.answer)}"]
         if answer.hits:
             lines.append("\nClosest papers (see the panel):")
             lines += [f"- {inert(h.paper.title)}" for h in answer.hits[:5]]
     else:
         lines = [_marked(answer)]
+        if answer.confidence == "low":
+            lines.append(f"\n*Low confidence: {inert(LOW_CONFIDENCE)}*")
     lines += [f"\n*Note: {inert(note)}*" for note in answer.notes]
     return "\n".join(lines)
 
@@ -120,7 +125,7 @@ def render_sources(answer: Answer, seconds: float | None = None) -> str:
     about = f"For “{inert(question)}” · {inert(answer.mode)} mode" + (
         f" · {seconds:.2f} s" if seconds is not None else ""
     )
-    if answer.refused:
+    if answer.refused and not answer.citations:
         lines = [f"### Closest papers\n{about}\n\nNothing in them answers the question; they are the nearest matches."]
         for i, hit in enumerate(answer.hits, start=1):
             lines.append(f"\n**{i}.** {_link(hit.paper.title, hit.paper.url)}  \nsimilarity {hit.similarity:.2f}")

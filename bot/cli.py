@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import time
@@ -16,6 +17,7 @@ from typer._click import exceptions as click_exc
 
 from bot.config import check_mode, get_settings
 from bot.errors import UserError
+from bot.schema import LOW_CONFIDENCE
 from bot.text import check_question
 
 app = typer.Typer(
@@ -138,10 +140,12 @@ def ask(
     # then the checked answer is printed so it matches the sources listed below.
     if not streamed or " ".join(answer.answer.split()) != " ".join("".join(shown).split()):
         typer.echo(("Checked answer:\n" if streamed else "") + _wrap(answer.answer))
+    if answer.confidence == "low":
+        typer.echo(f"\nConfidence: low. {LOW_CONFIDENCE}")
     unverified = sum(not s.verified for s in answer.sentences)
     if answer.mode == "llm" and unverified:
         typer.echo(f"\n{unverified} of {len(answer.sentences)} sentences are not supported by a cited source.")
-    if answer.refused:
+    if answer.refused and not answer.citations:
         typer.echo("\nClosest papers:")
         for hit in answer.hits:
             typer.echo(f"  - {hit.paper.title}" + (f"  {hit.paper.url}" if hit.paper.url else ""))
@@ -245,7 +249,7 @@ def summarize_cmd(
     topic = check_question(topic)
     from tqdm import tqdm
 
-    from bot.summarize import output_problem, summarize
+    from bot.summarize import summarize
 
     if out is not None and (problem := output_problem(out)):
         raise CliError(problem)  # before the run, not after minutes of work
@@ -271,6 +275,18 @@ def summarize_cmd(
         _print_json(summary.to_dict() | {"seconds": round(summary.seconds, 3)})
     else:
         typer.echo(markdown, nl=False)
+
+
+def output_problem(path: Path) -> str | None:
+    """Why an output file cannot be written to ``path`` (None when it can); checked before long work."""
+    if path.is_dir():
+        return f"cannot write {path}: it is a directory"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return f"cannot write {path}: the folder {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"cannot write {path}: permission denied"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

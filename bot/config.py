@@ -78,6 +78,15 @@ class ExtractiveSettings(BaseModel):
     max_redundancy: float = Field(0.85, description="A sentence this close (cosine) to a chosen one is skipped.")
     redundancy_penalty: float = Field(0.3, description="Maximal-marginal-relevance weight of redundancy.")
     repeat_paper_penalty: float = Field(0.05, description="Score taken off per sentence already quoted from a paper.")
+    other_paper_ratio: float = Field(
+        0.0, description="A sentence of another paper than the best sentence's must score this share of it."
+    )
+    skip_leaning_sentences: bool = Field(
+        False, description='Skip sentences that lean on the one before them ("It also ...", "This approach ...").'
+    )
+    check_answer_type: bool = Field(
+        False, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
+    )
     follow_up_max_words: int = Field(
         20, description="A longer question is taken as standalone, never joined to the previous one."
     )
@@ -171,6 +180,9 @@ class Settings(BaseSettings):
     # eval sets; checked on two more, written blind (evals/README.md).
     refusal_threshold: float = Field(
         0.53, description="Refuse when the top papers' word-piece coverage of the question is below this."
+    )
+    confident_coverage: float = Field(
+        0.0, description="Answers whose coverage is below this are shown as low confidence (may not answer)."
     )
     sentence_floor: float = Field(0.336, description="An answer sentence must score at least this much.")
     answer_sentences: int = Field(4, description="Most sentences in an extractive answer.")

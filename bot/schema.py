@@ -8,12 +8,17 @@ use these types (config/schema -> corpus -> indexing -> retrieval -> answering
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # The one refusal sentence: extractive answers, LLM prompts and the UI all use it.
 REFUSAL = "The indexed abstracts do not answer this question."
+# When the abstracts are on topic but none states the kind of answer asked for (a figure, a date...).
+NOT_STATED = "The indexed abstracts do not state {what}."
+CONFIDENCE_LEVELS = ("high", "low", "refused")
+LOW_CONFIDENCE = "This is the closest evidence in the abstracts; it may not answer the question."
 
 
 @dataclass
@@ -118,6 +123,8 @@ class Answer:
     dangling_removed: int = 0
     # How fully the best retrieved paper covers the question (the refusal rule's score).
     coverage: float | None = None
+    # "high", "low" (answered, but the evidence may not answer it: shown as such) or "refused".
+    confidence: str = "refused"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,4 +139,5 @@ class Answer:
             "notes": self.notes,
             "dangling_removed": self.dangling_removed,
             "coverage": None if self.coverage is None else round(self.coverage, 4),
+            "confidence": self.confidence,
         }

@@ -170,3 +170,23 @@ def fake():
     server = FakeOpenAI().start()
     yield server
     server.stop()
+
+
+# Fixtures that need the real corpus's index, a server or a browser: tests using them are end-to-end.
+_SLOW_FIXTURES = {"settings", "engine", "cli_env", "built", "xss_env", "chat_server", "llm_engine", "llm_settings"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark end-to-end tests ``slow`` by what they use, so `pytest -m "not slow"` is the fast layer."""
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("llm"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    """The engine over the nine-paper fixture corpus (tests/fast_corpus.py), built once per session."""
+    from bot.answer import Engine
+    from tests.fast_corpus import tiny_settings
+
+    return Engine(tiny_settings(tmp_path_factory.mktemp("tiny")))

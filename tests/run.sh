@@ -16,7 +16,12 @@ python3 -m venv .venv
 
 ruff check bot tests evals
 ruff format --check bot tests evals
-python -m pytest -q -ra
+# Data flows one way: the layers contract in pyproject.toml.
+lint-imports
+# The fast layer first (pure functions, a nine-paper fixture corpus, an injected model, the CLI
+# in-process), then the end-to-end tests on the real corpus, servers and a browser.
+python -m pytest -q -ra -m "not slow"
+python -m pytest -q -ra -m slow
 # The answer-quality gate: exits 1 and lists the metrics that dropped below evals/baseline.json.
 paperbot eval --mode extractive --baseline evals/baseline.json --out artifacts/eval
 # Where the browser test's screenshots and the eval report landed (kept as CI artifacts).

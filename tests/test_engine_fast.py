@@ -8,14 +8,8 @@ from bot.answer import Engine, PaperQueryEngine
 from bot.citations import markers_in
 from bot.llm import LLMUnavailable
 from bot.schema import REFUSAL, Answer, Turn
-from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC, tiny_settings
+from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC
 from tests.scripted_llm import ScriptedLLM
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    settings = tiny_settings(tmp_path_factory.mktemp("tiny"))
-    return Engine(settings)
 
 
 @pytest.fixture

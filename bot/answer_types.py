@@ -1,0 +1,87 @@
+"""What kind of answer a question asks for, and whether a sentence carries that kind.
+
+Classic question answering checks the answer type: "how many ..." needs a
+number, "which datasets ..." a dataset, "when ..." a date. An abstract on the
+right topic that states no such thing does not answer the question (a "near
+miss"); the extractive answerer then says what the closest paper does state
+and that the asked-for detail is not in its abstract.
+
+Invariant: :func:`answer_type` returns None for questions without a clear
+type (most lookups), so the check only ever applies to questions that name
+what they want; a type's sentence test is deliberately generous (any number
+counts for a quantity), because a false "not stated" costs more than a missed
+near miss.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NUMBER = r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twice|thrice|half|double|hundreds?|thousands?|millions?|billions?|dozens?)\b|%|\bx\b"
+
+
+@dataclass(frozen=True)
+class AnswerType:
+    """A kind of answer: how a question asks for it, and how a sentence states it."""
+
+    name: str  # shown in the "not stated" answer: "The abstract does not state <what>."
+    what: str
+    asks: re.Pattern[str]
+    states: re.Pattern[str]
+
+
+ANSWER_TYPES: tuple[AnswerType, ...] = (
+    AnswerType(
+        "quantity",
+        "the figure asked for",
+        re.compile(
+            r"\bhow (many|much|fast|long|large|big|often|accurate|far|small)\b|\bby how much\b|"
+            r"\bwhat (percentage|percent|fraction|proportion|speed-?up|number|size|rate|latency|"
+            r"throughput|accuracy|error rate|score|fid|bleu|perplexity)\b|"
+            r"\b(how many|what) (gpus?|parameters|samples|steps|epochs|hours|days)\b",
+            re.I,
+        ),
+        re.compile(_NUMBER, re.I),
+    ),
+    AnswerType(
+        "year",
+        "the date asked for",
+        re.compile(r"\b(what|which) year\b|\bwhen (was|were|did|is)\b|\bin what year\b", re.I),
+        re.compile(r"\b(19|20)\d\d\b"),
+    ),
+    AnswerType(
+        "hardware",
+        "the hardware asked for",
+        re.compile(r"\b(which|what) (gpus?|tpus?|hardware|chips?|accelerators?|devices?)\b|\bon what hardware\b", re.I),
+        re.compile(r"\b(gpus?|tpus?|a100|v100|h100|cpus?|hardware|fpga|edge devices?|mobile|smartphones?)\b", re.I),
+    ),
+    AnswerType(
+        "authors",
+        "who the authors are",
+        re.compile(
+            r"^\s*who (wrote|authored|proposed|introduced|developed)\b|\bwhich (authors|lab|labs|company|institution)\b",
+            re.I,
+        ),
+        re.compile(r"(?!x)x"),  # abstracts do not name their authors
+    ),
+)
+
+
+def answer_type(question: str) -> AnswerType | None:
+    """The kind of answer ``question`` asks for, or None when it asks for no particular kind."""
+    return next((t for t in ANSWER_TYPES if t.asks.search(question)), None)
+
+
+def states(kind: AnswerType | None, sentence: str) -> bool:
+    """``sentence`` carries an answer of ``kind`` (always true when there is no kind)."""
+    return kind is None or bool(kind.states.search(sentence))
+
+
+# A sentence that leans on the one before it ("It also ...", "This approach ...") means nothing alone.
+LEANS_ON_CONTEXT = re.compile(
+    r"^(it|its|this(?!\s+(paper|work|study|article|letter|note|survey|report|thesis))|these|those|they|their|such|thus|hence|therefore|also|moreover|furthermore|additionally|"
+    r"in addition|however|finally|then|similarly|likewise|consequently|as a result|in contrast|"
+    r"the (former|latter|above|resulting))\b",
+    re.I,
+)

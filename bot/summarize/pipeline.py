@@ -1,0 +1,121 @@
+"""The summary flow: select papers, group them into themes, write each theme, check the citations."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from bot.answer import Engine
+from bot.citations import keep_resolvable, markers_in
+from bot.llm import describe_failure, model_errors
+from bot.summarize.claims import pick_claims
+from bot.summarize.select import select_papers
+from bot.summarize.themes import cluster, theme_names
+from bot.summarize.types import Reference, Summary, Theme
+from bot.summarize.write import Numbering, extractive_paragraph, llm_theme, renumber_local
+from bot.text import check_question
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+# -- the whole flow ----------------------------------------------------------------
+def summarize(
+    engine: Engine,
+    topic: str,
+    papers: int | None = None,
+    mode: str | None = None,
+    progress: Progress | None = None,
+) -> Summary:
+    """A themed, cited overview of what the indexed papers say about ``topic``."""
+    started = time.perf_counter()
+    cfg = engine.settings.summary
+    topic = check_question(topic)
+    resolved = engine.resolve_mode(mode)
+    limit = cfg.default_papers if papers is None else max(cfg.min_papers, min(int(papers), cfg.max_papers))
+    report = progress or (lambda fraction, message: None)
+
+    report(0.02, "finding papers")
+    kept, covered, notes = select_papers(engine, topic, limit)
+    summary = Summary(topic=topic, themes=[], references=[], covered=covered, mode=resolved, notes=notes)
+    if not covered:
+        summary.seconds = time.perf_counter() - started
+        report(1.0, "done")
+        return summary
+
+    report(0.15, f"grouping {len(kept)} papers into themes")
+    ids = [c.hit.paper.paper_id for c in kept]
+    labels = cluster(engine.retriever.paper_vectors(ids), cfg)
+    groups = [[c for c, label in zip(kept, labels, strict=True) if label == k] for k in sorted(set(labels))]
+    # Themes in order of their most relevant paper; papers in order of relevance.
+    groups.sort(key=lambda g: -max(c.relevance for c in g))
+    groups = [sorted(g, key=lambda c: -c.relevance) for g in groups]
+    kept_ids = set(ids)
+    background = [p for pid, p in engine.retriever.papers.items() if pid not in kept_ids]
+    names = theme_names([[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost)
+
+    report(0.25, "choosing each paper's key claim")
+    topic_vec = engine.retriever.embed_query(topic)
+    claims = pick_claims(engine, [c.hit.paper for c in kept], topic_vec)
+
+    llm = None
+    failures = model_errors() if resolved == "llm" else ()
+    if resolved == "llm":
+        try:
+            llm = engine.llm()
+        except failures as exc:
+            notes.append(f"LLM unavailable ({describe_failure(exc, engine.settings)}); extractive paragraphs")
+    number = Numbering()
+    for t, (group, name) in enumerate(zip(groups, names, strict=True)):
+        start, span = 0.3 + 0.65 * t / len(groups), 0.65 / len(groups)
+        report(start, f"writing theme {t + 1} of {len(groups)}")
+        text = None
+        if llm is not None:
+
+            def tick(done: int, t: int = t, start: float = start, span: float = span, size: int = len(group)) -> None:
+                step = "summarizing" if done == size else f"paper {done + 1} of {size}"
+                report(start + span * done / (size + 1), f"theme {t + 1} of {len(groups)}: {step}")
+
+            try:
+                draft = llm_theme(engine, topic, group, claims, llm, tick)
+            except failures as exc:  # one bad completion must not sink the summary
+                reason = describe_failure(exc, engine.settings)
+                notes.append(f"theme {t + 1}: LLM paragraph failed ({reason}); extractive paragraph instead")
+                log.warning("summary theme %d: LLM paragraph failed: %s", t + 1, reason)
+                draft = None
+            else:
+                if draft is None:
+                    notes.append(
+                        f"theme {t + 1}: LLM paragraph failed its citation check; extractive paragraph instead"
+                    )
+            if draft is not None:
+                if draft.note:
+                    notes.append(f"theme {t + 1}: {draft.note}")
+                name = draft.name or name
+                text = renumber_local(draft.text, draft.cited, number)
+                # Papers the model left out are still on topic; they are listed, not dropped.
+                missing = [c.hit.paper for c in group if c.hit.paper.paper_id not in number.of]
+                if missing:
+                    text += " Also on this theme: " + "; ".join(f"{p.title} [{number(p)}]" for p in missing) + "."
+        if text is None:
+            text = extractive_paragraph([c.hit.paper for c in group], claims, number)
+        summary.themes.append(Theme(name=name, text=text, citations=[]))
+
+    # Citation check as in chat: every [n] must name a listed paper.
+    allowed = set(range(1, len(number.papers) + 1))
+    dropped = 0
+    for theme in summary.themes:
+        theme.text, gone = keep_resolvable(theme.text, allowed)
+        dropped += gone
+        theme.citations = list(dict.fromkeys(markers_in(theme.text)))
+    if dropped:
+        notes.append(f"{dropped} citation marker(s) that named no paper were removed")
+    summary.references = [
+        Reference(n=n, paper_id=p.paper_id, title=p.title, arxiv_id=p.arxiv_id, url=p.url, sources=list(p.sources))
+        for n, p in enumerate(number.papers, start=1)
+    ]
+    summary.seconds = time.perf_counter() - started
+    report(1.0, "done")
+    return summary

@@ -1,0 +1,82 @@
+"""The command line in-process (typer's CliRunner and ``main``) over the nine-paper fixture corpus."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app, main
+from bot.config import get_settings
+from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC
+
+
+@pytest.fixture(scope="module")
+def tiny_env(tiny):
+    settings = tiny.settings
+    return {
+        "PAPERBOT_SOURCES_DIR": str(settings.sources_dir),
+        "PAPERBOT_STORE_DIR": str(settings.store_dir),
+        "PAPERBOT_COLLECTION": settings.collection,
+    }
+
+
+@pytest.fixture
+def cli(tiny_env, monkeypatch):
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "PAPERBOT_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in tiny_env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_index_then_stats(cli):
+    result = cli.invoke(app, ["index", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["papers"] == 9
+
+    stats = json.loads(cli.invoke(app, ["stats", "--json"]).output)
+    assert stats["papers"] == 9 and stats["chunks"] >= 9
+
+
+def test_ask_prints_a_cited_answer_and_its_sources(cli):
+    result = cli.invoke(app, ["ask", FRACTAL_QUESTION])
+
+    assert result.exit_code == 0, result.output
+    assert "[1]" in result.output and f"[1] {FRACTAL_TITLE}" in result.output
+
+
+def test_ask_json_refusal_lists_closest_papers(cli):
+    result = cli.invoke(app, ["ask", OFF_TOPIC, "--json"])
+
+    data = json.loads(result.output)
+    assert data["refused"] and data["closest"] and data["citations"] == []
+
+
+def test_search_ranks_the_paper_first(cli):
+    result = cli.invoke(app, ["search", FRACTAL_QUESTION, "--json"])
+
+    assert json.loads(result.output)[0]["title"] == FRACTAL_TITLE
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ask", "   "], "the question is empty"),
+        (["ask", FRACTAL_QUESTION, "--mode", "bogus"], "unknown mode 'bogus'"),
+        (["search", "\x00\x01\x02\x03"], "not readable text"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(cli, capsys, argv, message):
+    status = main(argv)
+
+    err = capsys.readouterr().err
+    assert status == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_usage_error_exits_2(cli, capsys):
+    assert main(["ask"]) == 2
+    assert "Missing argument" in capsys.readouterr().err
