@@ -85,3 +85,22 @@ LEANS_ON_CONTEXT = re.compile(
     r"the (former|latter|above|resulting))\b",
     re.I,
 )
+
+
+# A question that asks for several papers ("Which papers ...", "What approaches ...") wants each of them cited.
+_SEVERAL = re.compile(
+    r"\b(papers|works|studies|approaches|methods|techniques|ways|articles|lines of work|literature|anyone|research on)\b",
+    re.I,
+)
+# A question, as opposed to a search-box query ("one-step diffusion distillation").
+_QUESTION_FORM = re.compile(
+    r"\?|^\s*(what|which|who|whom|whose|how|why|when|where|is|are|was|were|do|does|did|can|could|should|would|"
+    r"will|has|have|had|any|i|i'm|im|we|my|our|hi|hey|hello)\b",
+    re.I,
+)
+
+
+def asks_for_several(question: str) -> bool:
+    """The question wants every paper that answers it: it asks for papers in the plural, or it is a bare
+    search-box query, which does not say whether one paper or several are meant."""
+    return bool(_SEVERAL.search(question)) or not _QUESTION_FORM.search(question)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bot.answer_types import LEANS_ON_CONTEXT, answer_type, states
+from bot.answer_types import LEANS_ON_CONTEXT, answer_type, asks_for_several, states
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
@@ -129,6 +129,8 @@ class ExtractiveAnswerer:
         """
         cfg = self.settings.extractive
         kind = answer_type(question) if cfg.check_answer_type else None
+        # One paper answers a lookup; a question about several papers cites each that answers.
+        ratio = 0.0 if asks_for_several(question) else cfg.other_paper_ratio
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
         rows: list[np.ndarray] = []
         for h, hit in enumerate(hits):
@@ -136,7 +138,10 @@ class ExtractiveAnswerer:
             for sentence, vector in zip(sentences, vectors, strict=True):
                 if not cfg.min_sentence_chars <= len(sentence) <= cfg.max_sentence_chars:
                     continue
-                if BOILERPLATE.search(sentence) or (cfg.skip_leaning_sentences and LEANS_ON_CONTEXT.match(sentence)):
+                if BOILERPLATE.search(sentence):
+                    continue
+                # Out of its paper's context, "It also ..." from another paper means nothing here.
+                if h > 0 and cfg.skip_leaning_sentences and LEANS_ON_CONTEXT.match(sentence):
                     continue
                 candidates.append((h, sentence))
                 rows.append(vector)
@@ -162,7 +167,7 @@ class ExtractiveAnswerer:
                 h = candidates[i][0]
                 if i in chosen or per_paper.get(h, 0) >= cfg.max_per_paper or score[i] < floor:
                     continue
-                if chosen and h != candidates[chosen[0]][0] and score[i] < cfg.other_paper_ratio * score[chosen[0]]:
+                if chosen and h != candidates[chosen[0]][0] and score[i] < ratio * score[chosen[0]]:
                     continue
                 redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
                 if redundancy > cfg.max_redundancy:

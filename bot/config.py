@@ -82,7 +82,8 @@ class ExtractiveSettings(BaseModel):
         0.0, description="A sentence of another paper than the best sentence's must score this share of it."
     )
     skip_leaning_sentences: bool = Field(
-        False, description='Skip sentences that lean on the one before them ("It also ...", "This approach ...").'
+        False,
+        description='Skip sentences of papers below the top one that lean on the one before them ("It also ...").',
     )
     check_answer_type: bool = Field(
         False, description="Say the detail is not stated when no sentence carries the kind of answer asked for."

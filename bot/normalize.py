@@ -21,7 +21,7 @@ ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
 ARXIV_ID_IN_TEXT = re.compile(r"arXiv:(\d{4}\.\d{4,5})(v\d+)?")
 LATEX_CMD = re.compile(r"\\[a-zA-Z]+\*?")
 # An abstract's own bibliography marks ("Hypothesis [27]", "et al. [2022]").
-_REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*,\s*\d+)*\](?=[\s.,;:)]|$)")
+_REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*[,;\u2013-]\s*\d+)*\](?=[\s.,;:)]|$)")
 
 
 def clean_whitespace(text: str) -> str:

@@ -34,25 +34,30 @@ HERE = Path(__file__).resolve().parent
 DEV_SETS = ("questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "styles_dev")
 VARIANTS = {
     "shipped": {},
+    "ratio 0.85": {"other_paper_ratio": 0.85},
     "ratio 0.90": {"other_paper_ratio": 0.90},
     "ratio 0.95": {"other_paper_ratio": 0.95},
     "leaning": {"skip_leaning_sentences": True},
     "type": {"check_answer_type": True},
-    "ratio 0.95 + leaning + type": {"other_paper_ratio": 0.95, "skip_leaning_sentences": True, "check_answer_type": True},
+    "ratio 0.90 + leaning + type": {
+        "other_paper_ratio": 0.90,
+        "skip_leaning_sentences": True,
+        "check_answer_type": True,
+    },
 }
 
 
 def rows_of(name: str) -> list[dict]:
-    return [json.loads(line) for line in (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in (HERE / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def measure(engine: Engine, sets: list[str], variants: dict[str, dict]) -> dict:
     gold_index = GoldIndex(engine.manifest.papers)
     answerers = {
         label: ExtractiveAnswerer(
-            engine.settings.model_copy(
-                update={"extractive": engine.settings.extractive.model_copy(update=update)}
-            ),
+            engine.settings.model_copy(update={"extractive": engine.settings.extractive.model_copy(update=update)}),
             engine.retriever,
         )
         for label, update in variants.items()

@@ -76,8 +76,9 @@ def assert_well_formed(answer: Answer) -> None:
 
 
 def test_answer_streams_with_verified_renumbered_citations(llm_engine, fake):
-    hits, _, _, relevant = llm_engine.retrieve_for(QUESTION)
-    assert relevant and hits[0].paper.title == FRACTAL
+    retrieval = llm_engine.retrieve_for(QUESTION)
+    hits = retrieval.hits
+    assert retrieval.answered and hits[0].paper.title == FRACTAL
     # The model cites source 2 first, so it becomes [1] in the answer.
     text = f"{abstract_sentence(hits[1])} [2]. {abstract_sentence(hits[0], -1)} [1]."
     fake.play(Reply(text=text))
@@ -188,7 +189,7 @@ def test_server_error_forever_falls_back_to_extractive(llm_engine, fake):
     assert len(fake.requests) == 1 + llm_engine.settings.llm_max_retries
     assert answer.mode == "extractive" and not answer.refused
     assert answer.notes == ["LLM unavailable: HTTP 500 from the server after 1 retries: model crashed"]
-    assert answer.answer == llm_engine.extractive_answer(QUESTION, QUESTION).answer
+    assert answer.answer == llm_engine.ask(QUESTION, mode="extractive").answer
 
 
 def test_stream_stalling_midway_falls_back_after_the_timeout(llm_engine, fake):

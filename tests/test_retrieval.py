@@ -38,7 +38,8 @@ def test_a_papers_own_sentence_is_covered_and_an_unrelated_one_is_not(engine):
 def test_near_topic_question_is_refused_though_its_embedding_is_close(engine):
     # Optical flow is not in the corpus, but "flow", "video" and "frames" are: the whole-question
     # cosine clears the old 0.42 bar, and the word pieces of "optical flow" find no match.
-    hits, _, coverage, answered = engine.retrieve_for(OPTICAL_FLOW)
+    retrieval = engine.retrieve_for(OPTICAL_FLOW)
+    hits, coverage, answered = retrieval.hits, retrieval.coverage, retrieval.answered
     assert max(h.similarity for h in hits) > 0.42
     assert not answered and coverage < engine.settings.refusal_threshold
     answer = engine.ask(OPTICAL_FLOW)
@@ -48,6 +49,7 @@ def test_near_topic_question_is_refused_though_its_embedding_is_close(engine):
 def test_paraphrased_question_is_answered(engine):
     # In other words than the abstract's ("schedule-free", "stopping time", "iterate averaging").
     question = "Can an optimizer do without a learning-rate schedule and without knowing in advance how long training will run?"
-    hits, _, coverage, answered = engine.retrieve_for(question)
+    retrieval = engine.retrieve_for(question)
+    hits, coverage, answered = retrieval.hits, retrieval.coverage, retrieval.answered
     assert answered and "The Road Less Scheduled" in [h.paper.title for h in hits]
     assert coverage >= engine.settings.refusal_threshold and engine.ask(question).coverage == coverage
