@@ -68,6 +68,9 @@ def measure(engine: Engine, sets: list[str], variants: dict[str, dict]) -> dict:
             retrieval = engine.retrieve_for(row["question"])
             gold = set(gold_index.resolve_all(row["gold"])[0])
             groups = [name, f"{name}/{row.get('style', '-')}", f"all/{row.get('style', '-')}"]
+            if retrieval.answered:  # the confidence shown: how far above the refusal threshold
+                key = "cov_u" if row["type"] == "unanswerable" else "cov_a"
+                tally[("coverage", "all")][key].append(retrieval.coverage)
             for label, answerer in answerers.items():
                 refused, cited, text = True, [], ""
                 if retrieval.answered:
@@ -105,6 +108,14 @@ def main(sets: list[str]) -> None:
     engine = Engine(get_settings())
     tally = measure(engine, sets, VARIANTS)
     keys = ["lookup_p", "lookup_r", "multi_r", "detail", "refused_u", "near_miss", "refused_a"]
+    cov = tally.pop(("coverage", "all"))
+    print("| confident_coverage | answered answerable shown high | answered unanswerable shown low |")
+    print("|---:|---:|---:|")
+    for cut in np.arange(0.54, 0.66, 0.01):
+        high = np.mean(np.array(cov["cov_a"]) >= cut)
+        low = np.mean(np.array(cov["cov_u"]) < cut) if cov["cov_u"] else float("nan")
+        print(f"| {cut:.2f} | {high:.2f} | {low:.2f} |")
+    print()
     groups = sorted({g for _, g in tally}, key=lambda g: (g.startswith("all/"), g))
     print("| group | variant | " + " | ".join(keys) + " |")
     print("|---|---|" + "---:|" * len(keys))
