@@ -25,7 +25,7 @@ from bot.eval.metrics import (
 )
 from bot.eval.report import render_report
 from bot.eval.results import EvalRun, QuestionResult, RunMeta
-from bot.schema import REFUSAL, Answer, Citation, Hit, Paper, Sentence
+from bot.schema import REFUSAL, Answer, Citation, Hit, Paper
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {"id": "a", "question": "What is grokking?", "type": "lookup", "gold": ["2506.03719"]}
@@ -70,7 +70,10 @@ def test_good_lines_load(tmp_path: Path, row: dict, expected: dict) -> None:
         (json.dumps(BASE | {"id": "b", "type": "two words"}), "'type' must be a word"),
         (json.dumps(BASE | {"id": "b", "gold": ["ok", ""]}), "'gold' must be a list"),
         (json.dumps(BASE | {"id": "b", "reference_answer": 3}), "'reference_answer' must be text"),
-        (json.dumps(BASE | {"id": "b", "style": "formal"}), "'style' must be one of plain, keyword, chatty, typo, expert"),
+        (
+            json.dumps(BASE | {"id": "b", "style": "formal"}),
+            "'style' must be one of plain, keyword, chatty, typo, expert",
+        ),
         (json.dumps(BASE | {"id": "b", "type": "unanswerable", "gold": [], "kind": "far"}), "'kind' must be one of"),
         (json.dumps(BASE | {"id": "b", "kind": "general"}), "'kind' is only for unanswerable questions"),
         (json.dumps(BASE | {"id": "b", "expected": ["x"]}), "'expected' is only for detail questions"),
@@ -208,7 +211,9 @@ def _citation(n: int, pid: str) -> Citation:
 
 def _score(question: EvalQuestion, answer: Answer, ranked: list[str], support: float = 0.9) -> QuestionResult:
     checker = FixedSupport(support)
-    return score_question(question, question.gold, answer, _hits(*ranked), checker, 1.0, 0.5, "extractive", EvalSettings())
+    return score_question(
+        question, question.gold, answer, _hits(*ranked), checker, 1.0, 0.5, "extractive", EvalSettings()
+    )
 
 
 def _q(**fields) -> EvalQuestion:
@@ -399,7 +404,9 @@ def test_eval_command_over_the_fixture_corpus(tmp_path: Path) -> None:
     baseline = tmp_path / "baseline.json"
     lines: list[str] = []
     args = {"mode": "extractive", "echo": lines.append, "runs_dir": tmp_path / "runs"}
-    assert run_command(lambda: engine, dataset, out=tmp_path / "1", baseline=baseline, update_baseline=True, **args) == 0
+    assert (
+        run_command(lambda: engine, dataset, out=tmp_path / "1", baseline=baseline, update_baseline=True, **args) == 0
+    )
     results = json.loads((tmp_path / "1" / "results.json").read_text())
     assert set(results["metrics"]) == {"all", "detail", "unanswerable", "style:plain", "style:chatty", "kind:general"}
     assert results["metrics"]["all"]["expected_found"] == 1.0

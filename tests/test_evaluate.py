@@ -6,6 +6,7 @@ The fast checks of the dataset loader and the metrics are in tests/test_eval_uni
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,7 +313,10 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
     assert len(fake.requests) == 2  # the unanswerable question never reached the model
 
 
-SHIPPED = ["questions", *sorted(p.stem for pattern in ("heldout*", "styles*") for p in (ROOT / "evals").glob(f"{pattern}.jsonl"))]
+SHIPPED = [
+    "questions",
+    *sorted(p.stem for pattern in ("heldout*", "styles*") for p in (ROOT / "evals").glob(f"{pattern}.jsonl")),
+]
 
 
 @pytest.mark.slow
@@ -329,3 +333,30 @@ def test_shipped_question_sets_load_and_every_gold_names_a_paper(name: str):
 def test_check_gold_script_passes():
     done = subprocess.run([sys.executable, str(ROOT / "evals" / "check_gold.py")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_check_gold_script_reports_each_bad_line(tmp_path: Path) -> None:
+    for path in (ROOT / "evals").glob("*.jsonl"):
+        shutil.copy(path, tmp_path / path.name)
+    styles = (tmp_path / "styles1.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(styles[0])
+    styles[0] = json.dumps(first | {"style": "shouty"})
+    second = json.loads(styles[1])["id"]
+    styles[3] = json.dumps(json.loads(styles[3]) | {"id": second})
+    styles[2] = json.dumps(json.loads(styles[2]) | {"gold": ["A Paper Nobody Wrote"]})
+    (tmp_path / "styles1.jsonl").write_text("\n".join(styles) + "\n", encoding="utf-8")
+    topics = [json.loads(line) for line in (tmp_path / "topics2.jsonl").read_text(encoding="utf-8").splitlines()]
+    topics[0]["form"] = "uncovered"
+    (tmp_path / "topics2.jsonl").write_text("".join(json.dumps(t) + "\n" for t in topics), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "evals" / "check_gold.py"), "--sets", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR")]
+    assert any("styles1.jsonl line 1: 'style' must be one of" in e for e in errors), errors
+    assert any(f"styles1.jsonl line 4: id {second!r} already used on line 2" in e for e in errors), errors
+    assert any("styles1.jsonl:3: title not found verbatim in sources: 'A Paper Nobody Wrote'" in e for e in errors)
+    assert any("topics2.jsonl line 1: 'gold' must be empty exactly when 'form' is 'uncovered'" in e for e in errors)
+    assert done.stdout.strip().splitlines()[-1] == f"FAILED: {len(errors)} error(s)"

@@ -123,8 +123,7 @@ def make_baseline(results: EvalRun, previous: Baseline | None, defaults: Toleran
             for group, values in results.metrics.items()
         },
         questions={
-            r.id: {key: r.metrics.get(key) for key in QUESTION_KEYS} | {"refused": r.refused}
-            for r in results.questions
+            r.id: {key: r.metrics.get(key) for key in QUESTION_KEYS} | {"refused": r.refused} for r in results.questions
         },
     )
 

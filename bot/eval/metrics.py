@@ -250,8 +250,7 @@ def score_question(
             for i, h in enumerate(ranked, start=1)
         ],
         cited=[
-            CitedPaper(n=c.n, paper_id=c.paper_id, title=c.title, gold=c.paper_id in gold_ids)
-            for c in answer.citations
+            CitedPaper(n=c.n, paper_id=c.paper_id, title=c.title, gold=c.paper_id in gold_ids) for c in answer.citations
         ],
         latency_ms=round(seconds * 1000, 1),
         ttft_ms=round((seconds if first_text is None else first_text) * 1000, 1),
@@ -274,7 +273,7 @@ def add_answer_cosines(records: list[QuestionResult], encoder: HybridRetriever) 
 
 # -- groups ---------------------------------------------------------------------------
 def group_records(records: list[QuestionResult]) -> dict[str, list[QuestionResult]]:
-    """"all", each question type in dataset order, then each style and unanswerable kind present."""
+    """The groups: "all", each question type in dataset order, then each style and unanswerable kind present."""
     groups: dict[str, list[QuestionResult]] = {ALL: records}
     for record in records:
         groups.setdefault(record.type, []).append(record)
