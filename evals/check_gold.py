@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sanity checks for the paperbot eval sets.
 
-Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1,2}.jsonl,
+Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1,2,_dev}.jsonl,
 evals/topics.jsonl and evals/topics2.jsonl:
   * every line is valid for the eval's loader (bot/eval/dataset.py: fields, types, styles, kinds,
     expected strings, topic forms; unanswerable questions and uncovered topics have empty gold);
@@ -43,6 +43,7 @@ QUESTION_FILES = {
     "heldout6.jsonl": "p",
     "styles1.jsonl": "s",
     "styles2.jsonl": "u",
+    "styles_dev.jsonl": "v",
 }
 TOPIC_FILES = {"topics.jsonl": "t", "topics2.jsonl": "w"}
 TYPES = {"lookup", "multi", "detail", "unanswerable"}

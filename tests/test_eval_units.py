@@ -140,7 +140,7 @@ def test_topic_rows(tmp_path: Path, row: dict, message: str | None) -> None:
         assert str(info.value).startswith(f"{path} line 1: ") and message in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["questions", "heldout", "styles1", "styles2"])
+@pytest.mark.parametrize("name", ["questions", "heldout", "styles1", "styles2", "styles_dev"])
 def test_shipped_sets_load_with_their_fields(name: str) -> None:
     questions = load_dataset(ROOT / "evals" / f"{name}.jsonl")
     styled = name.startswith("styles")
@@ -388,12 +388,11 @@ def test_report_has_style_and_kind_tables_only_for_styled_sets() -> None:
 
 
 # -- the command over the fixture corpus ----------------------------------------------------
-def test_eval_command_over_the_fixture_corpus(tmp_path: Path) -> None:
-    from bot.answer import Engine
+def test_eval_command_over_the_fixture_corpus(tiny, tmp_path: Path) -> None:
     from bot.eval.run import run_command
-    from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC, tiny_settings
+    from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC
 
-    engine = Engine(tiny_settings(tmp_path / "tiny"), progress=False)
+    engine = tiny
     rows = [
         {"id": "a", "question": FRACTAL_QUESTION, "type": "detail", "style": "plain", "gold": [FRACTAL_TITLE]}
         | {"expected": ["fractal"], "reference_answer": "The boundary is fractal."},
