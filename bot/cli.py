@@ -186,7 +186,7 @@ def eval_(
     judge: Annotated[bool, typer.Option("--judge/--no-judge", help="LLM-judge answers when an LLM is set.")] = True,
 ) -> None:
     """Score answers on a question set: retrieval, citations, refusals, groundedness."""
-    from bot.evaluate import DEFAULT_DATASET, EvalError, run_command
+    from bot.eval import DEFAULT_DATASET, EvalError, run_command
 
     try:
         status = run_command(

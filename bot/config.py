@@ -147,6 +147,17 @@ class EvalSettings(BaseModel):
     grounded_threshold: float = Field(
         0.6, description="A sentence is grounded when a cited abstract sentence is this close (MiniLM cosine)."
     )
+    quote_min_chars: int = Field(
+        20, description="A sentence with this many letters and digits found verbatim in a cited abstract is grounded."
+    )
+    # The tolerances a new baseline starts with; a baseline file keeps its own.
+    tolerance: float = Field(0.02, description="A gated metric may drop this much below the baseline.")
+    # Per-group figures rest on a dozen questions or so, hence more slack than "all".
+    group_tolerance: float = Field(
+        0.08, description="The same for a question type, style or kind group (the baseline's 'by_type')."
+    )
+    dangling_tolerance: float = Field(0.05, description="Dangling markers per answer may rise this much.")
+    judge_reply_chars: int = Field(500, description="Characters kept of a judge reply that could not be parsed.")
 
 
 class Settings(BaseSettings):

@@ -1,44 +1,57 @@
 #!/usr/bin/env python3
-"""Sanity checks for the paperbot eval sets (stdlib only).
+"""Sanity checks for the paperbot eval sets.
 
-Checks evals/questions.jsonl and evals/heldout{,2,3,4,5,6}.jsonl
-and evals/topics.jsonl:
-  * every line is a JSON object with the expected fields and types;
-  * ids are unique (within each file and across all files);
+Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1,2,_dev}.jsonl,
+evals/topics.jsonl and evals/topics2.jsonl:
+  * every line is valid for the eval's loader (bot/eval/dataset.py: fields, types, styles, kinds,
+    expected strings, topic forms; unanswerable questions and uncovered topics have empty gold);
+  * ids are unique (within each file and across all files) and carry the file's prefix;
   * every gold title occurs verbatim as a line of some source file
     (after stripping whitespace and a leading "Subscribe");
   * every gold arXiv id (NNNN.NNNNN) occurs as "arXiv:<id>" in the file-000 source;
-  * unanswerable questions have empty gold, all other questions non-empty gold;
-  * no question text is repeated, and (warning only) heldout lookups do not
-    reuse a dev lookup paper.
+  * types are lookup, multi, detail or unanswerable, and every question has a reference answer;
+  * no question text is repeated, no file has blank lines, and (warning only) held-out lookups
+    do not reuse a dev lookup paper.
 
-Usage: python3 evals/check_gold.py [--sources DIR]
+Usage: python evals/check_gold.py [--sources DIR] [--sets DIR]
 Exit status 0 when everything passes, 1 otherwise.
 """
 
+from __future__ import annotations
+
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.eval.dataset import DatasetError, QuestionRow, TopicRow, read_rows  # noqa: E402
+
 DEFAULT_SOURCES = [ROOT / "index" / "sources", Path("/work/shared/corpus")]
+DEV = "questions.jsonl"
+# Each question file and the letter its ids start with.
 QUESTION_FILES = {
-    "questions.jsonl": "q",
+    DEV: "q",
     "heldout.jsonl": "h",
     "heldout2.jsonl": "g",
     "heldout3.jsonl": "k",
     "heldout4.jsonl": "m",
     "heldout5.jsonl": "n",
     "heldout6.jsonl": "p",
+    "styles1.jsonl": "s",
+    "styles2.jsonl": "u",
+    "styles_dev.jsonl": "v",
 }
+TOPIC_FILES = {"topics.jsonl": "t", "topics2.jsonl": "w"}
 TYPES = {"lookup", "multi", "detail", "unanswerable"}
+SINGLE_GOLD = ("lookup", "detail")
 ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
 
 
-def load_sources(src_dir: Path):
+def load_sources(src_dir: Path) -> tuple[set[str], set[str]]:
     titles, arxiv_ids = set(), set()
     files = sorted(src_dir.glob("*.txt"))
     if not files:
@@ -56,31 +69,28 @@ def load_sources(src_dir: Path):
     return titles, arxiv_ids
 
 
-def read_jsonl(path: Path, errors):
-    rows = []
-    if not path.exists():
-        errors.append(f"{path.name}: missing")
-        return rows
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            errors.append(f"{path.name}:{n}: blank line")
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            errors.append(f"{path.name}:{n}: bad JSON ({e})")
-            continue
-        if not isinstance(obj, dict):
-            errors.append(f"{path.name}:{n}: not an object")
-            continue
-        rows.append((n, obj))
+def read(path: Path, model: type, errors: list[str]) -> list:
+    """The file's valid rows with their line numbers; every malformed or blank line is an error."""
+    try:
+        rows, problems = read_rows(path, model)
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (DatasetError, OSError) as exc:
+        errors.append(str(exc))
+        return []
+    errors += problems
+    errors += [f"{path} line {n}: blank line" for n, line in enumerate(lines, 1) if not line.strip()]
     return rows
 
 
-def check_gold_list(where, gold, titles, arxiv_ids, errors):
-    if not isinstance(gold, list) or not all(isinstance(x, str) for x in gold):
-        errors.append(f"{where}: gold must be a list of strings")
-        return
+def check_id(where: str, row_id: str, prefix: str, digits: int, all_ids: dict[str, str], errors: list[str]) -> None:
+    if not re.fullmatch(prefix + r"\d" * digits, row_id):
+        errors.append(f"{where}: id {row_id!r} should look like {prefix}{1:0{digits}d}")
+    if row_id in all_ids:
+        errors.append(f"{where}: duplicate id {row_id!r} (also {all_ids[row_id]})")
+    all_ids[row_id] = where
+
+
+def check_gold_list(where: str, gold: list[str], titles: set[str], arxiv_ids: set[str], errors: list[str]) -> None:
     if len(set(gold)) != len(gold):
         errors.append(f"{where}: duplicate entries in gold")
     for item in gold:
@@ -91,87 +101,66 @@ def check_gold_list(where, gold, titles, arxiv_ids, errors):
             errors.append(f"{where}: title not found verbatim in sources: {item!r}")
 
 
-def main():
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sources", type=Path, help="directory with the raw corpus .txt files")
+    ap.add_argument("--sets", type=Path, default=HERE, help="directory with the eval sets [default: evals/]")
     args = ap.parse_args()
     src = args.sources or next((d for d in DEFAULT_SOURCES if d.is_dir() and any(d.glob("*.txt"))), None)
     if src is None:
         raise SystemExit("no source directory found")
     titles, arxiv_ids = load_sources(src)
 
-    errors, warnings = [], []
-    all_ids, questions_seen = {}, {}
-    lookup_gold = {}
-    counts = {}
+    errors: list[str] = []
+    warnings: list[str] = []
+    all_ids: dict[str, str] = {}
+    questions_seen: dict[str, str] = {}
+    lookup_gold: dict[str, set[str]] = {}
+    counts: dict[str, dict[str, int]] = {}
 
     for fname, prefix in QUESTION_FILES.items():
-        rows = read_jsonl(HERE / fname, errors)
         counts[fname] = {}
-        for n, obj in rows:
+        row: QuestionRow
+        for n, row in read(args.sets / fname, QuestionRow, errors):
             where = f"{fname}:{n}"
-            for key, typ in (("id", str), ("question", str), ("type", str), ("gold", list), ("reference_answer", str)):
-                if not isinstance(obj.get(key), typ):
-                    errors.append(f"{where}: field {key!r} missing or not {typ.__name__}")
-            qid = obj.get("id")
-            if isinstance(qid, str):
-                if not re.fullmatch(prefix + r"\d{3}", qid):
-                    errors.append(f"{where}: id {qid!r} should look like {prefix}001")
-                if qid in all_ids:
-                    errors.append(f"{where}: duplicate id {qid!r} (also {all_ids[qid]})")
-                all_ids[qid] = where
-            qtype = obj.get("type")
-            if qtype not in TYPES:
-                errors.append(f"{where}: bad type {qtype!r}")
-            counts[fname][qtype] = counts[fname].get(qtype, 0) + 1
-            gold = obj.get("gold", [])
-            check_gold_list(where, gold, titles, arxiv_ids, errors)
-            if qtype == "unanswerable" and gold:
-                errors.append(f"{where}: unanswerable question must have empty gold")
-            if qtype in TYPES - {"unanswerable"} and not gold:
-                errors.append(f"{where}: {qtype} question needs at least one gold paper")
-            if qtype in ("lookup", "detail") and len(gold) != 1:
-                warnings.append(f"{where}: {qtype} question has {len(gold)} gold papers")
-            q = (obj.get("question") or "").strip().lower()
-            if q in questions_seen:
-                errors.append(f"{where}: question text repeated (also {questions_seen[q]})")
-            questions_seen[q] = where
-            if not (obj.get("reference_answer") or "").strip():
+            check_id(where, row.id, prefix, 3, all_ids, errors)
+            if row.type not in TYPES:
+                errors.append(f"{where}: bad type {row.type!r}")
+            counts[fname][row.type] = counts[fname].get(row.type, 0) + 1
+            check_gold_list(where, row.gold, titles, arxiv_ids, errors)
+            if row.type in SINGLE_GOLD and len(row.gold) != 1:
+                warnings.append(f"{where}: {row.type} question has {len(row.gold)} gold papers")
+            text = row.question.lower()
+            if text in questions_seen:
+                errors.append(f"{where}: question text repeated (also {questions_seen[text]})")
+            questions_seen[text] = where
+            if not row.reference_answer.strip():
                 errors.append(f"{where}: empty reference_answer")
-            if qtype == "lookup":
-                lookup_gold.setdefault(fname, set()).update(gold)
+            if row.type == "lookup":
+                lookup_gold.setdefault(fname, set()).update(row.gold)
 
-    for held in [name for name in QUESTION_FILES if name != "questions.jsonl"]:
-        overlap = lookup_gold.get("questions.jsonl", set()) & lookup_gold.get(held, set())
-        for t in sorted(overlap):
-            warnings.append(f"{held} lookup reuses a dev lookup paper: {t!r}")
+    for other in [name for name in QUESTION_FILES if name != DEV]:
+        for title in sorted(lookup_gold.get(DEV, set()) & lookup_gold.get(other, set())):
+            warnings.append(f"{other} lookup reuses a dev lookup paper: {title!r}")
 
-    topic_rows = read_jsonl(HERE / "topics.jsonl", errors)
-    n_empty = 0
-    for n, obj in topic_rows:
-        where = f"topics.jsonl:{n}"
-        for key, typ in (("id", str), ("topic", str), ("gold", list)):
-            if not isinstance(obj.get(key), typ):
-                errors.append(f"{where}: field {key!r} missing or not {typ.__name__}")
-        tid = obj.get("id")
-        if isinstance(tid, str):
-            if not re.fullmatch(r"t\d{2}", tid):
-                errors.append(f"{where}: id {tid!r} should look like t01")
-            if tid in all_ids:
-                errors.append(f"{where}: duplicate id {tid!r} (also {all_ids[tid]})")
-            all_ids[tid] = where
-        gold = obj.get("gold", [])
-        check_gold_list(where, gold, titles, arxiv_ids, errors)
-        if not gold:
-            n_empty += 1
+    topic_counts: dict[str, tuple[int, int]] = {}
+    for fname, prefix in TOPIC_FILES.items():
+        rows = read(args.sets / fname, TopicRow, errors)
+        topic: TopicRow
+        for n, topic in rows:
+            where = f"{fname}:{n}"
+            check_id(where, topic.id, prefix, 2, all_ids, errors)
+            check_gold_list(where, topic.gold, titles, arxiv_ids, errors)
+        topic_counts[fname] = (len(rows), sum(1 for _, topic in rows if not topic.gold))
 
     for w in warnings:
         print("WARN ", w)
     for e in errors:
         print("ERROR", e)
     for fname, c in counts.items():
-        print(f"{fname}: {sum(c.values())} questions {dict(sorted(c.items(), key=lambda kv: str(kv[0])))}")
-    print(f"topics.jsonl: {len(topic_rows)} topics ({n_empty} with empty gold)")
+        print(f"{fname}: {sum(c.values())} questions {dict(sorted(c.items()))}")
+    for fname, (total, empty) in topic_counts.items():
+        print(f"{fname}: {total} topics ({empty} with empty gold)")
     print(f"sources: {src} ({len(titles)} lines, {len(arxiv_ids)} arXiv ids in file 000)")
     if errors:
         print(f"FAILED: {len(errors)} error(s)")

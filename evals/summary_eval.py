@@ -2,6 +2,7 @@
 
     .venv/bin/python evals/summary_eval.py            # extractive summaries of all 19 topics
     .venv/bin/python evals/summary_eval.py --loto     # also the leave-one-topic-out estimate of the relevance rule
+    .venv/bin/python evals/summary_eval.py --topics evals/topics2.jsonl   # the blind topic set
 
 Scores each summary against the relabelled gold lists (``gold``) and against the original lists
 (``gold`` minus ``gold_added``, see evals/topic_labels.jsonl). Uses the index named by the usual
@@ -24,11 +25,15 @@ sys.path.insert(0, str(HERE.parent))
 from bot import summarize as S  # noqa: E402
 from bot.answer import Engine  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.eval.dataset import TopicRow, load_topics  # noqa: E402
+from bot.normalize import GoldIndex  # noqa: E402
+
+RULE_WEIGHTS = ("w_dense", "w_bm25", "w_seed")  # the relevance rule's features, in this order
 
 
-def old_gold(row: dict) -> list[str]:
-    added = set(row.get("gold_added", []))
-    return [g for g in row["gold"] if g not in added]
+def old_gold(row: TopicRow) -> list[str]:
+    added = set(row.gold_added)
+    return [g for g in row.gold if g not in added]
 
 
 def macro(rows: list[dict], key: str) -> tuple[float, float]:
@@ -40,38 +45,49 @@ def macro(rows: list[dict], key: str) -> tuple[float, float]:
 
 
 def topic_features(engine: Engine, topic: str) -> tuple[list[str], np.ndarray]:
-    """The relevance rule's three standardized features for every paper (as in select_papers)."""
+    """The relevance rule's three standardized features for every paper (as in select_papers).
+
+    Read back through ``summarize.relevance`` itself, so the rule stays defined in one place: with
+    one weight set to 1 and the others and the bias to 0 it returns sigmoid(feature), whose logit
+    is the feature.
+    """
+    cfg = engine.settings.summary
     qvec = engine.retriever.embed_query(topic)
-    paper_ids, dense, sparse = S.paper_scores(engine, topic, qvec)
-    vectors = S.paper_vectors(engine, paper_ids)
-    seeds = np.argsort(-(S._zscore(dense) + S._zscore(sparse)))[: S.SEEDS]
-    seed_sim = (vectors @ vectors[seeds].T).mean(axis=1)
-    return paper_ids, np.stack([S._zscore(dense), S._zscore(sparse), S._zscore(seed_sim)], axis=1)
+    scores = engine.retriever.score_papers(topic, qvec)
+    vectors = engine.retriever.paper_vectors(scores.paper_ids)
+    columns = []
+    for weight in RULE_WEIGHTS:
+        one = cfg.model_copy(update=dict.fromkeys(RULE_WEIGHTS, 0.0) | {weight: 1.0, "bias": 0.0})
+        prob = S.relevance(scores.dense, scores.sparse, vectors, one)
+        columns.append(np.log(prob) - np.log1p(-prob))
+    return scores.paper_ids, np.stack(columns, axis=1)
 
 
-def leave_one_topic_out(engine: Engine, rows: list[dict], limit: int) -> dict:
-    """Refit the logistic rule without each topic, cut that topic at RELEVANCE_CUT, score it."""
+def leave_one_topic_out(engine: Engine, rows: list[TopicRow], limit: int) -> dict:
+    """Refit the logistic rule without each topic, cut that topic at the relevance cut, score it."""
     from sklearn.linear_model import LogisticRegression
 
-    covered = [r for r in rows if r["gold"]]
+    index = GoldIndex(engine.manifest.papers)
+    cut = engine.settings.summary.relevance_cut
+    covered = [r for r in rows if r.gold]
     data = {}
     for row in covered:
-        paper_ids, x = topic_features(engine, row["topic"])
-        new, _ = S.resolve_gold(row["gold"], engine)
-        old, _ = S.resolve_gold(old_gold(row), engine)
-        data[row["id"]] = (x, np.array([p in new for p in paper_ids]), np.array([p in old for p in paper_ids]))
+        paper_ids, x = topic_features(engine, row.topic)
+        new, _ = index.resolve_all(row.gold)
+        old, _ = index.resolve_all(old_gold(row))
+        data[row.id] = (x, np.array([p in new for p in paper_ids]), np.array([p in old for p in paper_ids]))
     out = {}
     for labels in ("new", "old"):
         col = 1 if labels == "new" else 2
         recalls, precisions = [], []
         for row in covered:
-            train = [t for t in data if t != row["id"]]
+            train = [t for t in data if t != row.id]
             clf = LogisticRegression(max_iter=1000).fit(
                 np.concatenate([data[t][0] for t in train]), np.concatenate([data[t][col] for t in train])
             )
-            x, gold = data[row["id"]][0], data[row["id"]][col]
+            x, gold = data[row.id][0], data[row.id][col]
             prob = clf.predict_proba(x)[:, 1]
-            chosen = [i for i in np.argsort(-prob)[:limit] if prob[i] >= S.RELEVANCE_CUT]
+            chosen = [i for i in np.argsort(-prob)[:limit] if prob[i] >= cut]
             hits = int(gold[chosen].sum())
             recalls.append(hits / gold.sum())
             precisions.append(hits / len(chosen) if chosen else 0.0)
@@ -80,26 +96,28 @@ def leave_one_topic_out(engine: Engine, rows: list[dict], limit: int) -> dict:
 
 
 def main() -> int:
+    settings = Settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--papers", type=int, default=S.DEFAULT_PAPERS)
+    parser.add_argument("--papers", type=int, default=settings.summary.default_papers)
+    parser.add_argument("--topics", type=Path, default=HERE / "topics.jsonl", help="the topic set")
     parser.add_argument("--loto", action="store_true", help="also the leave-one-topic-out estimate")
     parser.add_argument("--json", type=Path, help="write the per-topic rows here")
     args = parser.parse_args()
 
-    engine = Engine(Settings(), progress=False)
-    rows = [json.loads(line) for line in (HERE / "topics.jsonl").read_text().splitlines() if line.strip()]
+    rows = load_topics(args.topics)  # a malformed line stops here, before the index is opened
+    engine = Engine(settings, progress=False)
     summarize_topic = S.summarize
-    summarize_topic(engine, rows[0]["topic"], papers=args.papers, mode="extractive")  # warm the encoder
+    summarize_topic(engine, rows[0].topic, papers=args.papers, mode="extractive")  # warm the encoder
     results = []
     print("| id | covered | themes | cited | gold (old) | recall | precision | old recall | old precision | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        summary = summarize_topic(engine, row["topic"], papers=args.papers, mode="extractive")
-        new = S.summary_recall(summary, row["gold"], engine)
+        summary = summarize_topic(engine, row.topic, papers=args.papers, mode="extractive")
+        new = S.summary_recall(summary, row.gold, engine)
         old = S.summary_recall(summary, old_gold(row), engine)
         assert not new["unresolved_gold"], new["unresolved_gold"]
         result = {
-            "id": row["id"],
+            "id": row.id,
             "covered": summary.covered,
             "themes": len(summary.themes),
             "cited": len(summary.references),
@@ -109,15 +127,15 @@ def main() -> int:
             "seconds": round(summary.seconds, 2),
         }
         results.append(result)
-        if row["gold"]:
+        if row.gold:
             print(
-                f"| {row['id']} | {'yes' if summary.covered else 'no'} | {len(summary.themes)} | {new['cited']} | "
+                f"| {row.id} | {'yes' if summary.covered else 'no'} | {len(summary.themes)} | {new['cited']} | "
                 f"{new['gold']} ({old['gold']}) | {new['recall']:.2f} | {new['precision']:.2f} | "
                 f"{old['recall']:.2f} | {old['precision']:.2f} | {summary.seconds:.1f} |"
             )
         else:
             print(
-                f"| {row['id']} | {'yes' if summary.covered else 'no'} | 0 | {new['cited']} | 0 | - | - | - | - | "
+                f"| {row.id} | {'yes' if summary.covered else 'no'} | 0 | {new['cited']} | 0 | - | - | - | - | "
                 f"{summary.seconds:.1f} |"
             )
     new_r, new_p = macro(results, "new")

@@ -1,8 +1,12 @@
-"""The eval harness: dataset checks, metrics against LlamaIndex's, reports, the baseline gate, the judge."""
+"""The eval harness on the real corpus: gold resolution, metrics against LlamaIndex's, reports, the gate, the judge.
+
+The fast checks of the dataset loader and the metrics are in tests/test_eval_units.py.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,16 +17,10 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from bot.corpus import load_corpus
-from bot.evaluate import (
-    DatasetError,
-    EvalQuestion,
-    compare,
-    load_dataset,
-    parse_judgement,
-    resolve_gold,
-    run_command,
-    run_eval,
-)
+from bot.eval.baseline import Baseline, compare
+from bot.eval.dataset import DatasetError, EvalQuestion, load_dataset, resolve_gold
+from bot.eval.judge import parse_judgement
+from bot.eval.run import run_command, run_eval
 
 from .conftest import SOURCES
 
@@ -43,6 +41,10 @@ def _subset(counts: dict[str, int]) -> list[dict]:
     for kind, n in counts.items():
         picked += [r for r in rows if r["type"] == kind][:n]
     return picked
+
+
+def _question(qid: str, question: str, kind: str, gold: list[str], reference: str, line: int) -> EvalQuestion:
+    return EvalQuestion(id=qid, question=question, type=kind, gold=gold, reference_answer=reference, line=line)
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -91,18 +93,19 @@ def test_cli_names_the_bad_line_and_exits_nonzero(tmp_path: Path, cli_env: dict[
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_gold_matching_titles_and_arxiv_ids(engine) -> None:
     papers = engine.manifest.papers
     titled = next(p for p in papers if not p.title_inferred)
     with_id = next(p for p in papers if p.arxiv_id)
     questions = [
         # Case, spacing and punctuation do not matter for titles; "arXiv:" and versions do not for ids.
-        EvalQuestion("t", "q?", "lookup", [f"  {titled.title.upper()}!"], "", 1),
-        EvalQuestion("i", "q?", "lookup", [f"arXiv:{with_id.arxiv_id}v2"], "", 2),
-        EvalQuestion("u", "q?", "unanswerable", [], "", 3),
+        _question("t", "q?", "lookup", [f"  {titled.title.upper()}!"], "", 1),
+        _question("i", "q?", "lookup", [f"arXiv:{with_id.arxiv_id}v2"], "", 2),
+        _question("u", "q?", "unanswerable", [], "", 3),
     ]
     assert resolve_gold(questions, papers, "set.jsonl") == {"t": [titled.paper_id], "i": [with_id.paper_id], "u": []}
-    questions.append(EvalQuestion("x", "q?", "multi", [titled.title, "A Paper Nobody Wrote"], "", 7))
+    questions.append(_question("x", "q?", "multi", [titled.title, "A Paper Nobody Wrote"], "", 7))
     with pytest.raises(DatasetError, match=r"set.jsonl line 7 \(x\): gold 'A Paper Nobody Wrote' matches no indexed"):
         resolve_gold(questions, papers, "set.jsonl")
 
@@ -119,10 +122,11 @@ class RankedPapers(BaseRetriever):
         return [NodeWithScore(node=TextNode(id_=h.paper.paper_id, text=h.chunk_text), score=h.score) for h in hits]
 
 
+@pytest.mark.slow
 def test_hit_rate_mrr_and_ndcg_equal_llamaindex_retriever_evaluator(engine) -> None:
     kind = "hybrid"
     rows = _subset({"multi": 4, "lookup": 2, "detail": 2})
-    questions = [EvalQuestion(r["id"], r["question"], r["type"], r["gold"], "", i) for i, r in enumerate(rows, 1)]
+    questions = [_question(r["id"], r["question"], r["type"], r["gold"], "", i) for i, r in enumerate(rows, 1)]
     gold = resolve_gold(questions, engine.manifest.papers, "subset")
     results = run_eval(engine, questions, gold, mode="extractive", retriever=kind, progress=False)
     evaluators = {
@@ -130,23 +134,24 @@ def test_hit_rate_mrr_and_ndcg_equal_llamaindex_retriever_evaluator(engine) -> N
         for k in (1, 5, 10)
     }
     mrr_values = []
-    for q, record in zip(questions, results["questions"], strict=True):
-        assert len(record["retrieved"]) == 10
+    for q, record in zip(questions, results.questions, strict=True):
+        assert len(record.retrieved) == 10
         theirs = {
             k: ev.evaluate(query=q.question, expected_ids=gold[q.id]).metric_vals_dict for k, ev in evaluators.items()
         }
-        ours = record["metrics"]
+        ours = record.metrics
         assert ours["hit@1"] == theirs[1]["hit_rate"]
         assert ours["hit@5"] == theirs[5]["hit_rate"]
         assert ours["mrr@10"] == pytest.approx(theirs[10]["mrr"])
         assert ours["ndcg@10"] == pytest.approx(theirs[10]["ndcg"])
         mrr_values.append(ours["mrr@10"])
     # The group metric is the mean of the per-question values LlamaIndex agreed with.
-    assert results["metrics"]["all"]["mrr@10"] == pytest.approx(sum(mrr_values) / len(mrr_values))
+    assert results.metrics["all"]["mrr@10"] == pytest.approx(sum(mrr_values) / len(mrr_values))
     # Not a trivial agreement on perfect rankings: multi questions have gold papers below rank 1.
-    assert any(r["metrics"]["recall@5"] < 1 or r["metrics"]["mrr@10"] < 1 for r in results["questions"])
+    assert any(r.metrics["recall@5"] < 1 or r.metrics["mrr@10"] < 1 for r in results.questions)
 
 
+@pytest.mark.slow
 def test_gate_passes_on_itself_and_fails_when_retrieval_is_weakened(
     engine, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -187,6 +192,7 @@ def test_gate_passes_on_itself_and_fails_when_retrieval_is_weakened(
     assert "regression(s)" in (runs / "weak" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_run_writes_results_report_and_chart(engine, tmp_path: Path) -> None:
     rows = _subset({"lookup": 1, "multi": 1, "unanswerable": 1})
     rows[0] = rows[0] | {"type": "custom"}  # any type name works
@@ -221,15 +227,16 @@ def test_compare_uses_direction_and_tolerances_and_ignores_latency() -> None:
         "all": {"hit@5": 0.79, "false_refusal": 0.2, "latency_p50_ms": 900.0, "groundedness": 0.5, "mrr@10": 0.8},
         "multi": {"hit@5": 0.6, "answer_f1": 0.0},
     }
-    result = compare(current, baseline)
-    regressed = {(e["group"], e["metric"]) for e in result["regressions"]}
+    result = compare(current, Baseline.model_validate(baseline))
+    regressed = {(e.group, e.metric) for e in result.regressions}
     # hit@5 within 0.02; a higher false-refusal rate is worse; groundedness has its own tolerance;
     # per-type answer F1 is not gated; latency never is.
     assert regressed == {("all", "false_refusal"), ("multi", "hit@5")}
-    assert [(e["group"], e["metric"]) for e in result["improvements"]] == [("all", "mrr@10")]
+    assert [(e.group, e.metric) for e in result.improvements] == [("all", "mrr@10")]
     # A gated metric the run no longer produces is a regression too.
     del current["multi"]
-    assert ("multi", "hit@5") in {(e["group"], e["metric"]) for e in compare(current, baseline)["regressions"]}
+    again = compare(current, Baseline.model_validate(baseline))
+    assert ("multi", "hit@5") in {(e.group, e.metric) for e in again.regressions}
 
 
 def test_parse_judgement() -> None:
@@ -239,6 +246,7 @@ def test_parse_judgement() -> None:
     assert parse_judgement("I think it is fine.") is None
 
 
+@pytest.mark.slow
 def test_llm_judge_scores_are_reported_apart(engine, tmp_path: Path) -> None:
     from bot.answer import Engine
     from tests.fakeopenai import FakeOpenAI, Reply
@@ -248,7 +256,7 @@ def test_llm_judge_scores_are_reported_apart(engine, tmp_path: Path) -> None:
         settings = engine.settings.model_copy(update={"openai_base_url": fake.url, "llm_max_retries": 0})
         judged_engine = Engine(settings, store=engine.store)
         rows = _subset({"lookup": 2, "unanswerable": 1})
-        questions = [EvalQuestion(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
+        questions = [_question(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
         gold = resolve_gold(questions, engine.manifest.papers, "subset")
         fake.play(Reply(text="correctness: 4\nfaithfulness: yes"), Reply(text="Looks good to me."))
         results = run_eval(judged_engine, questions, gold, mode="extractive", progress=False)
@@ -258,14 +266,15 @@ def test_llm_judge_scores_are_reported_apart(engine, tmp_path: Path) -> None:
     assert len(fake.requests) == 2
     prompt = fake.requests[0]["messages"][-1]["content"]
     assert questions[0].question in prompt and rows[0]["reference_answer"] in prompt
-    cited = results["questions"][0]["cited"][0]["paper_id"]
+    cited = results.questions[0].cited[0].paper_id
     assert engine.retriever.papers[cited].abstract[:200] in prompt
-    judge = results["judge"]
-    assert judge["metrics"]["all"] == {"judged": 1.0, "judge_correctness": 0.75, "judge_faithfulness": 1.0}
-    assert judge["errors"] == [f"{rows[1]['id']}: reply not in the expected form"]
-    assert not any(key.startswith("judge") for key in results["metrics"]["all"])
+    judge = results.judge
+    assert judge.metrics["all"] == {"judged": 1.0, "judge_correctness": 0.75, "judge_faithfulness": 1.0}
+    assert judge.errors == [f"{rows[1]['id']}: reply not in the expected form"]
+    assert not any(key.startswith("judge") for key in results.metrics["all"])
 
 
+@pytest.mark.slow
 def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engine, tmp_path: Path) -> None:
     from pydantic import SecretStr
 
@@ -274,7 +283,7 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
     from tests.fakeopenai import FakeOpenAI, Reply
 
     rows = _subset({"lookup": 2, "unanswerable": 1})
-    questions = [EvalQuestion(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
+    questions = [_question(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
     gold = resolve_gold(questions, engine.manifest.papers, "subset")
     hits = engine.retrieve_for(rows[0]["question"]).hits
     claim = max(split_sentences(hits[0].paper.abstract), key=len)
@@ -291,20 +300,27 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
         results = run_eval(Engine(settings, store=engine.store), questions, gold, mode="llm", judge=False)
     finally:
         fake.stop()
-    first, second, third = results["questions"]
-    assert first["mode"] == "llm" and first["metrics"]["sentences_verified"] == 0.5
-    assert first["metrics"]["dangling_removed"] == 1.0 and first["metrics"]["fallback"] == 0.0
-    assert second["mode"] == "extractive" and second["metrics"]["fallback"] == 1.0
-    assert second["metrics"]["sentences_verified"] == 1.0  # extractive sentences are quotes
-    assert third["refused"] and third["metrics"]["sentences_verified"] is None
-    assert all(0 < r["ttft_ms"] <= r["latency_ms"] for r in results["questions"])
-    overall = results["metrics"]["all"]
+    first, second, third = results.questions
+    assert first.mode == "llm" and first.metrics["sentences_verified"] == 0.5
+    assert first.metrics["dangling_removed"] == 1.0 and first.metrics["fallback"] == 0.0
+    assert second.mode == "extractive" and second.metrics["fallback"] == 1.0
+    assert second.metrics["sentences_verified"] == 1.0  # extractive sentences are quotes
+    assert third.refused and third.metrics["sentences_verified"] is None
+    assert all(0 < r.ttft_ms <= r.latency_ms for r in results.questions)
+    overall = results.metrics["all"]
     assert overall["sentences_verified"] == 0.75 and overall["fallback"] == pytest.approx(1 / 3)
     assert overall["ttft_p50_ms"] <= overall["latency_p50_ms"]
     assert len(fake.requests) == 2  # the unanswerable question never reached the model
 
 
-@pytest.mark.parametrize("name", ["questions", *sorted(p.stem for p in (ROOT / "evals").glob("heldout*.jsonl"))])
+SHIPPED = [
+    "questions",
+    *sorted(p.stem for pattern in ("heldout*", "styles*") for p in (ROOT / "evals").glob(f"{pattern}.jsonl")),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_question_sets_load_and_every_gold_names_a_paper(name: str):
     path = ROOT / "evals" / f"{name}.jsonl"
     questions = load_dataset(path)
@@ -317,3 +333,30 @@ def test_shipped_question_sets_load_and_every_gold_names_a_paper(name: str):
 def test_check_gold_script_passes():
     done = subprocess.run([sys.executable, str(ROOT / "evals" / "check_gold.py")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_check_gold_script_reports_each_bad_line(tmp_path: Path) -> None:
+    for path in (ROOT / "evals").glob("*.jsonl"):
+        shutil.copy(path, tmp_path / path.name)
+    styles = (tmp_path / "styles1.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(styles[0])
+    styles[0] = json.dumps(first | {"style": "shouty"})
+    second = json.loads(styles[1])["id"]
+    styles[3] = json.dumps(json.loads(styles[3]) | {"id": second})
+    styles[2] = json.dumps(json.loads(styles[2]) | {"gold": ["A Paper Nobody Wrote"]})
+    (tmp_path / "styles1.jsonl").write_text("\n".join(styles) + "\n", encoding="utf-8")
+    topics = [json.loads(line) for line in (tmp_path / "topics2.jsonl").read_text(encoding="utf-8").splitlines()]
+    topics[0]["form"] = "uncovered"
+    (tmp_path / "topics2.jsonl").write_text("".join(json.dumps(t) + "\n" for t in topics), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "evals" / "check_gold.py"), "--sets", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR")]
+    assert any("styles1.jsonl line 1: 'style' must be one of" in e for e in errors), errors
+    assert any(f"styles1.jsonl line 4: id {second!r} already used on line 2" in e for e in errors), errors
+    assert any("styles1.jsonl:3: title not found verbatim in sources: 'A Paper Nobody Wrote'" in e for e in errors)
+    assert any("topics2.jsonl line 1: 'gold' must be empty exactly when 'form' is 'uncovered'" in e for e in errors)
+    assert done.stdout.strip().splitlines()[-1] == f"FAILED: {len(errors)} error(s)"
