@@ -78,15 +78,18 @@ class ExtractiveSettings(BaseModel):
     max_redundancy: float = Field(0.85, description="A sentence this close (cosine) to a chosen one is skipped.")
     redundancy_penalty: float = Field(0.3, description="Maximal-marginal-relevance weight of redundancy.")
     repeat_paper_penalty: float = Field(0.05, description="Score taken off per sentence already quoted from a paper.")
+    # Dev sets (evals/tune_judgement.py): lookup citation precision 0.55 -> 0.79, recall 0.95 -> 0.93,
+    # multi recall 0.72 -> 0.71; style dev set precision 0.64 -> 0.77.
     other_paper_ratio: float = Field(
-        0.0, description="A sentence of another paper than the best sentence's must score this share of it."
+        0.90, description="A sentence of another paper than the best sentence's must score this share of it."
     )
     skip_leaning_sentences: bool = Field(
-        False,
+        True,
         description='Skip sentences of papers below the top one that lean on the one before them ("It also ...").',
     )
+    # Style dev set: near misses refused 0.25 -> 0.35 for false refusals 0.20 -> 0.21 (evals/tune_judgement.py).
     check_answer_type: bool = Field(
-        False, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
+        True, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
     )
     follow_up_max_words: int = Field(
         20, description="A longer question is taken as standalone, never joined to the previous one."
@@ -193,8 +196,10 @@ class Settings(BaseSettings):
     refusal_threshold: float = Field(
         0.53, description="Refuse when the top papers' word-piece coverage of the question is below this."
     )
+    # Dev sets: 94% of the answered answerable questions are shown high, 46% of the answered
+    # unanswerable ones low (evals/tune_judgement.py).
     confident_coverage: float = Field(
-        0.0, description="Answers whose coverage is below this are shown as low confidence (may not answer)."
+        0.57, description="Answers whose coverage is below this are shown as low confidence (may not answer)."
     )
     sentence_floor: float = Field(0.336, description="An answer sentence must score at least this much.")
     answer_sentences: int = Field(4, description="Most sentences in an extractive answer.")
