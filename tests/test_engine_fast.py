@@ -126,3 +126,46 @@ def test_readme_llamaindex_snippet_runs(tiny):
     exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102 - the README's own code
     assert isinstance(scope["query_engine"], PaperQueryEngine)
     assert scope["response"].source_nodes
+
+
+def test_asked_for_figure_not_in_the_abstract_is_said_to_be_not_stated(tiny):
+    # On the paper's topic, but its abstract gives no date for the study.
+    answer = tiny.ask("In what year was the fractal boundary of neural network trainability found?", mode="extractive")
+
+    assert answer.refused and answer.confidence == "refused"
+    assert answer.answer.startswith("The indexed abstracts do not state the date asked for.")
+    assert [c.title for c in answer.citations] == [FRACTAL_TITLE]
+
+
+def test_asked_for_figure_in_the_abstract_leads_the_answer(tiny):
+    answer = tiny.ask("Over how many decades of scale is the trainability boundary fractal?", mode="extractive")
+
+    assert not answer.refused and "ten decades" in answer.sentences[0].text
+
+
+def test_confidence_follows_coverage(tiny):
+    answer = tiny.ask(FRACTAL_QUESTION, mode="extractive")
+    cut = tiny.settings.confident_coverage
+
+    assert answer.confidence == ("high" if answer.coverage >= cut else "low")
+    doubtful = Engine(tiny.settings.model_copy(update={"confident_coverage": 1.0}), store=tiny.store)
+    assert doubtful.ask(FRACTAL_QUESTION, mode="extractive").confidence == "low"
+
+
+def test_a_lookup_cites_one_paper_unless_another_answers_about_as_well(tiny):
+    answer = tiny.ask(
+        "How can a one-step generator be trained by estimating scores of mixtures of real and fake data?",
+        mode="extractive",
+    )
+
+    assert [c.title for c in answer.citations][:1] == [
+        "Score-of-Mixture Training: Training One-Step Generative Models Made Simple via Score Estimation of Mixture Distributions"
+    ]
+    assert len(answer.citations) == 1
+    lenient = Engine(
+        tiny.settings.model_copy(
+            update={"extractive": tiny.settings.extractive.model_copy(update={"other_paper_ratio": 0.0})}
+        ),
+        store=tiny.store,
+    )
+    assert len(lenient.ask(answer.question, mode="extractive").citations) > 1
