@@ -60,6 +60,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("groundedness", "groundedness"),
     # Detail questions that list the strings a correct answer contains (the style sets do).
     Metric("expected_found", "expected strings found (detail)", gate=False, optional=True),
+    # Answers shown as "closest evidence, may not answer" (Answer.confidence "low").
+    Metric("low_confidence", "answers shown low-confidence", higher_is_better=False, gate=False),
     Metric("latency_p50_ms", "latency p50 (ms)", higher_is_better=False, gate=False),
     Metric("latency_p95_ms", "latency p95 (ms)", higher_is_better=False, gate=False),
     Metric("ttft_p50_ms", "first text p50 (ms)", higher_is_better=False, gate=False),
@@ -212,6 +214,7 @@ def score_question(
             values["sentences_verified"] = sum(s.verified for s in answer.sentences) / len(answer.sentences)
         if numbers:
             values["sources_cited"] = len(set(markers) & set(numbers)) / len(numbers)
+        values["low_confidence"] = 1.0 if answer.confidence == "low" else 0.0
         sentences = answer_sentences(answer)
         if sentences:
             pairs = [(text, [numbers[n] for n in ns if n in numbers]) for text, ns in sentences]
@@ -236,6 +239,7 @@ def score_question(
         answer=answer.answer,
         refused=answer.refused,
         coverage=answer.coverage,
+        confidence=answer.confidence,
         mode=answer.mode,
         notes=answer.notes,
         retrieved=[

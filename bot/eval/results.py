@@ -71,6 +71,7 @@ class QuestionResult(_Record):
     answer: str
     refused: bool
     coverage: float | None = None
+    confidence: str | None = None
     mode: str
     notes: list[str] = []
     retrieved: list[RetrievedPaper]
