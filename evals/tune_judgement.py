@@ -33,14 +33,12 @@ from bot.normalize import GoldIndex
 HERE = Path(__file__).resolve().parent
 DEV_SETS = ("questions", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "styles_dev")
 VARIANTS = {
-    "shipped": {},
-    "ratio 0.85": {"other_paper_ratio": 0.85},
-    "ratio 0.90": {"other_paper_ratio": 0.90},
-    "ratio 0.95": {"other_paper_ratio": 0.95},
-    "leaning": {"skip_leaning_sentences": True},
-    "type": {"check_answer_type": True},
-    "ratio 0.90 + leaning + type": {
-        "other_paper_ratio": 0.90,
+    "no judgement": {"other_paper_ratio": 0.0, "skip_leaning_sentences": False, "check_answer_type": False},
+    "ratio 0.90": {"other_paper_ratio": 0.90, "skip_leaning_sentences": False, "check_answer_type": False},
+    "ratio 0.95": {"other_paper_ratio": 0.95, "skip_leaning_sentences": False, "check_answer_type": False},
+    "ratio 0.95 + leaning (shipped)": {"other_paper_ratio": 0.95, "skip_leaning_sentences": True},
+    "ratio 0.95 + leaning + type": {
+        "other_paper_ratio": 0.95,
         "skip_leaning_sentences": True,
         "check_answer_type": True,
     },
