@@ -21,7 +21,7 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-from bot.config import Settings
+from bot.config import MANIFEST_SUFFIX, Settings
 from bot.corpus import CorpusReport, load_corpus, source_counts
 from bot.embedding import MODEL_NAME, get_encoder
 from bot.errors import UserError
@@ -103,6 +103,30 @@ def chroma_client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.store_dir), settings=chroma_settings)
 
 
+def _client_and_names(settings: Settings) -> tuple[Any, set[str]]:
+    try:
+        client = chroma_client(settings)
+        return client, {c.name for c in client.list_collections()}
+    except Exception as exc:  # chromadb raises many types for a server that is down
+        raise IndexError_(f"cannot open the {_where(settings)}: {exc}") from exc
+
+
+def peek_manifest(settings: Settings) -> Manifest | None:
+    """The collection's manifest, or None when it was never built; creates nothing."""
+    if not settings.chroma_host and not settings.store_dir.is_dir():
+        return None
+    client, names = _client_and_names(settings)
+    if settings.collection + MANIFEST_SUFFIX not in names:
+        return None
+    return Store(settings, client).load_manifest()
+
+
+def _where(settings: Settings) -> str:
+    if settings.chroma_host:
+        return f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+    return f"Chroma store at {settings.store_dir}"
+
+
 class Store:
     """The two Chroma collections: chunks (with embeddings) and the manifest."""
 
@@ -113,14 +137,11 @@ class Store:
             self.chunks = self.client.get_or_create_collection(
                 settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
             )
-            self.meta = self.client.get_or_create_collection(settings.collection + "_manifest", embedding_function=None)
-        except Exception as exc:  # chromadb raises many types for a server that is down
-            where = (
-                f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
-                if settings.chroma_host
-                else f"Chroma store at {settings.store_dir}"
+            self.meta = self.client.get_or_create_collection(
+                settings.collection + MANIFEST_SUFFIX, embedding_function=None
             )
-            raise IndexError_(f"cannot open the {where}: {exc}") from exc
+        except Exception as exc:  # chromadb raises many types for a server that is down
+            raise IndexError_(f"cannot open the {_where(settings)}: {exc}") from exc
 
     def load_manifest(self) -> Manifest | None:
         got = self.meta.get(ids=[MANIFEST_ID], include=["documents"])
@@ -210,9 +231,11 @@ def sync(
     extra = list(old.extra_sources) if old else []
     for path in paths or []:
         resolved = str(path.resolve())
-        if resolved != str(settings.sources_dir.resolve()) and resolved not in extra:
+        base = settings.base_sources
+        if (base is None or resolved != str(base.resolve())) and resolved not in extra:
             extra.append(resolved)
-    source_paths = [settings.sources_dir, *[Path(p) for p in extra]]
+    base = settings.base_sources
+    source_paths = [*([base] if base else []), *[Path(p) for p in extra]]
     papers, report = load_corpus(source_paths)
     by_id = {p.paper_id: p for p in papers}
     chunks = chunk_papers(papers, settings)
