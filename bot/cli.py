@@ -86,15 +86,26 @@ def _wrap(text: str) -> str:
 
 @app.command()
 def index(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Extra JSONL/CSV/TXT files or folders to index.")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="BibTeX/JSONL/CSV/TXT files or folders to add (remembered).")
+    ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every chunk.")] = False,
+    forget: Annotated[
+        list[Path] | None, typer.Option("--forget", help="Stop indexing this remembered path (repeatable).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     collection: CollectionOption = None,
 ) -> None:
-    """Build or update the index from the sources folder (and PATHS)."""
+    """Build or update the index from the shipped corpus (default collection) and remembered PATHS."""
     from bot.indexing import sync
 
-    result = sync(_settings(collection), paths=list(paths or []), rebuild=rebuild, progress=not as_json)
+    result = sync(
+        _settings(collection),
+        paths=list(paths or []),
+        rebuild=rebuild,
+        progress=not as_json,
+        forget=list(forget or []),
+    )
     report = result.report
     summary = {
         "files": report.files,
@@ -211,6 +222,25 @@ def stats(
     typer.echo(f"{data['entries']} entries, {data['papers']} papers, {data['chunks']} chunks")
     for name, count in data["sources"].items():
         typer.echo(f"  {count:4d} papers from {name}")
+
+
+@app.command()
+def collections(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The libraries in the store, with their paper counts (use one with --collection NAME)."""
+    from dataclasses import asdict
+
+    from bot.indexing import list_collections
+
+    settings = get_settings()
+    found = list_collections(settings)
+    if as_json:
+        _print_json([asdict(info) | {"current": info.name == settings.collection} for info in found])
+        return
+    if not found:
+        typer.echo(f"no collections yet in {settings.store_dir} (the first `paperbot` command builds one)")
+    for info in found:
+        mark = "*" if info.name == settings.collection else " "
+        typer.echo(f"{mark} {info.name:<24} {info.papers:5d} papers {info.chunks:6d} chunks")
 
 
 @app.command("eval")
