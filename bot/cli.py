@@ -366,6 +366,12 @@ def output_problem(path: Path) -> str | None:
     return None
 
 
+def _override_line(folder: str | None) -> str:
+    if folder is None:
+        return "none (set PAPERBOT_PROMPTS_DIR)"
+    return folder if Path(folder).is_dir() else f"{folder} (MISSING: LLM mode falls back to extractive)"
+
+
 @app.command()
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -391,7 +397,7 @@ def doctor(
         ("sources", report.base_sources or "none besides the paths indexed into this collection"),
         *[("  remembered", path) for path in report.remembered_sources],
         ("prompts", report.prompts),
-        ("  override", report.prompts_override or "none (set PAPERBOT_PROMPTS_DIR)"),
+        ("  override", _override_line(report.prompts_override)),
         ("model", report.model),
         *[("  " + ("ok" if f.ok else "MISMATCH"), f"{f.path} sha256 {f.sha256}") for f in report.model_files],
     ]

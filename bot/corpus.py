@@ -36,6 +36,7 @@ _HEADER_LINES = {
     "byak and the research community",
 }
 _DATE_LINE = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(, \d{4})?$", re.I)
+_HTTP_URL = re.compile(r"https?://")
 _YEAR_IN = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 # A journal reference glued to the next abstract: "...pp.THAPP02Deep generative..."
 _GLUE = re.compile(r"(?<=[0-9a-z.)\]])(?=[A-Z][a-z]+[ ,])")
@@ -189,7 +190,7 @@ def _record_to_entry(record: dict, source: str, line: int) -> Entry:
     if isinstance(authors, str):
         authors = [a.strip() for a in re.split(r";|,| and ", authors) if a.strip()]
     url = str(record.get("url") or "").strip() or None
-    if url and not re.match(r"https?://", url):
+    if url and not _HTTP_URL.match(url):
         raise ValueError(f"bad 'url' {url!r} (must start with http:// or https://)")
     doi = str(record.get("doi") or "").strip().removeprefix("https://doi.org/") or None
     return Entry(title, abstract, source, line, arxiv_id, url, year, [str(a) for a in authors], doi)
@@ -278,7 +279,7 @@ def parse_bibtex(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
             "abstract": text_fields["abstract"],
             "arxiv_id": _bib_arxiv_id(fields),
             # A URL without a scheme ("www.example.org") is dropped rather than the paper.
-            "url": url if re.match(r"https?://", url) else None,
+            "url": url if _HTTP_URL.match(url) else None,
             "doi": doi,
             "year": year.group(1) if year else None,
             "authors": [latex_to_text(author) for author in fields.get("author", [])],
