@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.config import get_settings
 from bot.corpus import read_source
 from bot.latex import latex_to_text
 
@@ -29,22 +27,10 @@ def line_of(text: str, path: Path = LIBRARY) -> int:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    """Run `paperbot ARGS` in this process against a private store; returns (code, stdout, stderr)."""
-    for key in [k for k in __import__("os").environ if k.startswith(("PAPERBOT_", "OPENAI_"))]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("PAPERBOT_STORE_DIR", str(tmp_path / "store"))
-    monkeypatch.setenv("PAPERBOT_COLLECTION", "thesis")  # no shipped corpus: fast
-    get_settings.cache_clear()
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    yield run
-    get_settings.cache_clear()
+def cli(tmp_path: Path, paperbot_main):
+    """`paperbot ARGS` in this process on a private store, in a collection without the shipped corpus (fast)."""
+    env = {"PAPERBOT_STORE_DIR": str(tmp_path / "store"), "PAPERBOT_COLLECTION": "thesis"}
+    return lambda *args: paperbot_main(*args, env=env)
 
 
 def test_latex_to_text():

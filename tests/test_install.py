@@ -15,8 +15,7 @@ from tests.conftest import ROOT, SOURCES, free_port, run_cli
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERBOT_", "OPENAI_"))}
-    return env | {"PAPERBOT_STORE_DIR": str(tmp_path / "store")} | extra
+    return {"PAPERBOT_STORE_DIR": str(tmp_path / "store")} | extra
 
 
 def test_clone_layout_uses_the_top_level_folders():
@@ -61,35 +60,36 @@ def test_good_collection_names(name: str):
     assert check_collection_name(name) == name
 
 
-def test_bad_collection_name_is_one_line_before_anything_loads(tmp_path: Path):
-    out = run_cli(clean_env(tmp_path), "stats", "--collection", "my thesis")
-    assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == [
+def test_bad_collection_name_is_one_line(tmp_path: Path, paperbot_main):
+    code, _, err = paperbot_main("stats", "--collection", "my thesis", env=clean_env(tmp_path))
+    assert code == 1
+    assert err.strip().splitlines() == [
         "paperbot: error: bad collection name 'my thesis': use 3-54 letters, digits, '.', '_' or '-', "
         "starting and ending with a letter or digit"
     ]
-    out = run_cli(clean_env(tmp_path, PAPERBOT_COLLECTION="a..b"), "stats")
-    assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == [
+    code, _, err = paperbot_main("stats", env=clean_env(tmp_path, PAPERBOT_COLLECTION="a..b"))
+    assert code == 1
+    assert err.strip().splitlines() == [
         "paperbot: error: PAPERBOT_COLLECTION: bad collection name 'a..b': no '..' and not an IP address"
     ]
     assert not (tmp_path / "store").exists()
 
 
 def test_version(tmp_path: Path):
-    out = run_cli(clean_env(tmp_path), "--version")
+    # A new process: --version answers before any command runs.
+    out = run_cli(dict(os.environ, **clean_env(tmp_path)), "--version")
     assert out.returncode == 0, out.stderr
     from bot.doctor import version
 
     assert out.stdout.strip() == f"paperbot {version()}"
 
 
-def test_doctor_reports_places_model_and_a_reachable_llm(tmp_path: Path, fake):
+def test_doctor_reports_places_model_and_a_reachable_llm(tmp_path: Path, fake, paperbot_main):
     env = clean_env(tmp_path, OPENAI_BASE_URL=fake.url, OPENAI_API_KEY="sk-doctor-secret", PAPERBOT_LLM_MODEL="m")
-    out = run_cli(env, "doctor", "--json")
-    assert out.returncode == 0, out.stderr
-    assert "sk-doctor-secret" not in out.stdout + out.stderr
-    report = json.loads(out.stdout)
+    code, out, err = paperbot_main("doctor", "--json", env=env)
+    assert code == 0, err
+    assert "sk-doctor-secret" not in out + err
+    report = json.loads(out)
     assert report["layout"] == "clone"
     assert report["store"] == str(tmp_path / "store")
     assert report["index"] is None  # not built, and the doctor builds nothing
@@ -104,19 +104,19 @@ def test_doctor_reports_places_model_and_a_reachable_llm(tmp_path: Path, fake):
         "detail": None,
     }
     assert report["llm"]["detail"].startswith("HTTP 200")
-    text = run_cli(env, "doctor")
-    assert text.returncode == 0, text.stderr
-    assert f"m at {fake.url.rstrip('/')}: reachable (HTTP 200" in text.stdout
-    assert "not built yet" in text.stdout
+    code, text, err = paperbot_main("doctor", env=env)
+    assert code == 0, err
+    assert f"m at {fake.url.rstrip('/')}: reachable (HTTP 200" in text
+    assert "not built yet" in text
 
 
-def test_doctor_says_when_the_llm_is_unreachable_or_unset(tmp_path: Path):
+def test_doctor_says_when_the_llm_is_unreachable_or_unset(tmp_path: Path, paperbot_main):
     closed = f"http://127.0.0.1:{free_port()}/v1"
     env = clean_env(tmp_path, OPENAI_BASE_URL=closed, PAPERBOT_DOCTOR_TIMEOUT="2")
-    report = json.loads(run_cli(env, "doctor", "--json").stdout)
+    report = json.loads(paperbot_main("doctor", "--json", env=env)[1])
     assert (report["llm"]["configured"], report["llm"]["reachable"]) == (True, False)
     assert report["llm"]["detail"].startswith("ConnectError")
-    report = json.loads(run_cli(clean_env(tmp_path), "doctor", "--json").stdout)
+    report = json.loads(paperbot_main("doctor", "--json", env=clean_env(tmp_path))[1])
     assert (report["llm"]["configured"], report["llm"]["reachable"]) == (False, None)
 
 
