@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 # typer vendors click; its exception types are what standalone_mode=False raises.
 from typer._click import exceptions as click_exc
 
-from bot.config import check_mode, get_settings
+from bot.config import Settings, check_collection_name, check_mode, get_settings
 from bot.errors import UserError
 from bot.schema import LOW_CONFIDENCE
 from bot.text import check_question
@@ -34,10 +35,45 @@ class CliError(UserError):
     """An error with a message for the user; exits non-zero without a traceback."""
 
 
-def _engine(progress: bool = True):
+CollectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--collection",
+        help="The library to use [default: paperbot, or PAPERBOT_COLLECTION]; see `paperbot collections`.",
+        show_default=False,
+    ),
+]
+
+
+def _settings(collection: str | None) -> Settings:
+    """The settings, with ``--collection`` (checked against Chroma's naming rule) when given."""
+    settings = get_settings()
+    if collection is None:
+        return settings
+    return settings.model_copy(update={"collection": check_collection_name(collection)})
+
+
+def _engine(settings: Settings, progress: bool = True):
     from bot.answer import Engine
 
-    return Engine(get_settings(), progress=progress)
+    return Engine(settings, progress=progress)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from bot.doctor import version
+
+        typer.echo(f"paperbot {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Ask research questions over paper abstracts and get answers with citations."""
 
 
 def _print_json(data: object) -> None:
@@ -50,14 +86,26 @@ def _wrap(text: str) -> str:
 
 @app.command()
 def index(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Extra JSONL/CSV/TXT files or folders to index.")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="BibTeX/JSONL/CSV/TXT files or folders to add (remembered).")
+    ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed every chunk.")] = False,
+    forget: Annotated[
+        list[Path] | None, typer.Option("--forget", help="Stop indexing this remembered path (repeatable).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
-    """Build or update the index from the sources folder (and PATHS)."""
+    """Build or update the index from the shipped corpus (default collection) and remembered PATHS."""
     from bot.indexing import sync
 
-    result = sync(get_settings(), paths=list(paths or []), rebuild=rebuild, progress=not as_json)
+    result = sync(
+        _settings(collection),
+        paths=list(paths or []),
+        rebuild=rebuild,
+        progress=not as_json,
+        forget=list(forget or []),
+    )
     report = result.report
     summary = {
         "files": report.files,
@@ -93,10 +141,11 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Number of papers.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
     """Rank papers for QUERY."""
     query = check_question(query)  # before the engine loads: bad input fails at once
-    hits = _engine().search(query, k=k)
+    hits = _engine(_settings(collection)).search(query, k=k)
     if as_json:
         _print_json([h.to_dict() for h in hits])
         return
@@ -112,11 +161,12 @@ def ask(
     mode: Annotated[str, typer.Option(help="auto, extractive or llm.")] = "auto",
     k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Papers to retrieve.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
     """Answer QUESTION from the abstracts, with numbered citations."""
     question = check_question(question)  # before the slow imports: bad input fails at once
     check_mode(mode)
-    engine = _engine()
+    engine = _engine(_settings(collection))
     live = not as_json and engine.resolve_mode(mode) == "llm"
     shown: list[str] = []
     started = time.perf_counter()
@@ -157,11 +207,14 @@ def ask(
 
 
 @app.command()
-def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    collection: CollectionOption = None,
+) -> None:
     """Size of the index: entries, papers, chunks, and papers per source."""
     from bot.indexing import open_index
 
-    _, manifest = open_index(get_settings())
+    _, manifest = open_index(_settings(collection))
     data = manifest.stats()
     if as_json:
         _print_json(data)
@@ -169,6 +222,25 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     typer.echo(f"{data['entries']} entries, {data['papers']} papers, {data['chunks']} chunks")
     for name, count in data["sources"].items():
         typer.echo(f"  {count:4d} papers from {name}")
+
+
+@app.command()
+def collections(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The libraries in the store, with their paper counts (use one with --collection NAME)."""
+    from dataclasses import asdict
+
+    from bot.indexing import list_collections
+
+    settings = get_settings()
+    found = list_collections(settings)
+    if as_json:
+        _print_json([asdict(info) | {"current": info.name == settings.collection} for info in found])
+        return
+    if not found:
+        typer.echo(f"no collections yet in {settings.store_dir} (the first `paperbot` command builds one)")
+    for info in found:
+        mark = "*" if info.name == settings.collection else " "
+        typer.echo(f"{mark} {info.name:<24} {info.papers:5d} papers {info.chunks:6d} chunks")
 
 
 @app.command("eval")
@@ -184,13 +256,15 @@ def eval_(
     retriever: Annotated[str, typer.Option(help="Ranking to score: hybrid, dense or bm25.")] = "hybrid",
     k: Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Papers retrieved per question.")] = None,
     judge: Annotated[bool, typer.Option("--judge/--no-judge", help="LLM-judge answers when an LLM is set.")] = True,
+    collection: CollectionOption = None,
 ) -> None:
     """Score answers on a question set: retrieval, citations, refusals, groundedness."""
     from bot.eval import DEFAULT_DATASET, EvalError, run_command
 
+    settings = _settings(collection)
     try:
         status = run_command(
-            lambda: _engine(progress=not as_json),
+            lambda: _engine(settings, progress=not as_json),
             dataset or DEFAULT_DATASET,
             mode=mode,
             baseline=baseline,
@@ -214,13 +288,14 @@ def chat(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port to listen on [default: 7860, PAPERBOT_PORT].")
     ] = None,
+    collection: CollectionOption = None,
 ) -> None:
     """Start the chat web app and print its address (login with PAPERBOT_AUTH=user:password)."""
     import logging
 
     from bot.app import launch, parse_auth
 
-    settings = get_settings()
+    settings = _settings(collection)
     try:
         parse_auth(settings.auth)
     except ValueError as exc:
@@ -244,16 +319,18 @@ def summarize_cmd(
     mode: Annotated[str, typer.Option(help="auto, extractive or llm.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", help="Also write the Markdown to this file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
     """A themed overview of TOPIC from the indexed papers, with numbered references."""
     topic = check_question(topic)
+    settings = _settings(collection)
     from tqdm import tqdm
 
     from bot.summarize import summarize
 
     if out is not None and (problem := output_problem(out)):
         raise CliError(problem)  # before the run, not after minutes of work
-    engine = _engine()
+    engine = _engine(settings)
     bar = tqdm(total=100, file=sys.stderr, disable=None, leave=False, bar_format="{desc} {percentage:3.0f}%|{bar}|")
 
     def progress(fraction: float, message: str) -> None:
@@ -289,6 +366,53 @@ def output_problem(path: Path) -> str | None:
     return None
 
 
+def _override_line(folder: str | None) -> str:
+    if folder is None:
+        return "none (set PAPERBOT_PROMPTS_DIR)"
+    return folder if Path(folder).is_dir() else f"{folder} (MISSING: LLM mode falls back to extractive)"
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    collection: CollectionOption = None,
+) -> None:
+    """Where the index, sources and prompts are; the model's checksums; whether the LLM answers."""
+    from bot.doctor import diagnose
+
+    report = diagnose(_settings(collection))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    where = f"Chroma server {report.chroma_server}" if report.chroma_server else report.store
+    index = (
+        f"{report.index['papers']} papers, {report.index['chunks']} chunks"
+        if report.index
+        else "not built yet (the first command builds it)"
+    )
+    rows = [
+        ("version", f"{report.version} (running from the {report.layout})"),
+        ("collection", report.collection),
+        ("index", f"{where}: {index}"),
+        ("sources", report.base_sources or "none besides the paths indexed into this collection"),
+        *[("  remembered", path) for path in report.remembered_sources],
+        ("prompts", report.prompts),
+        ("  override", _override_line(report.prompts_override)),
+        ("model", report.model),
+        *[("  " + ("ok" if f.ok else "MISMATCH"), f"{f.path} sha256 {f.sha256}") for f in report.model_files],
+    ]
+    llm = report.llm
+    if not llm.configured:
+        rows.append(("llm", f"not configured: {llm.detail}"))
+    else:
+        state = "reachable" if llm.reachable else "NOT reachable"
+        rows.append(("llm", f"{llm.model} at {llm.base_url}: {state} ({llm.detail})"))
+    for label, value in rows:
+        typer.echo(f"{label:<13} {value}")
+    if not all(f.ok for f in report.model_files):
+        raise CliError("the embedding model's files do not match their pinned checksums")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes a one-line message and a non-zero exit."""
     try:
@@ -304,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except UserError as exc:
         typer.echo(f"paperbot: error: {exc}", err=True)
+        return 1
+    except ValidationError as exc:  # a PAPERBOT_* setting that does not parse
+        first = exc.errors()[0]
+        name = "PAPERBOT_" + "_".join(str(part) for part in first["loc"]).upper()
+        typer.echo(f"paperbot: error: {name}: {first['msg'].removeprefix('Value error, ')}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("paperbot: interrupted", err=True)

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot import locations
 from bot.errors import UserError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The clone's root; only meaningful when running from a clone (evals/, docs), see bot.locations.
+PROJECT_ROOT = locations.CHECKOUT_ROOT
+DEFAULT_COLLECTION = "paperbot"
+# Each collection is stored as two Chroma collections: NAME (chunks) and NAME + this (manifest).
+MANIFEST_SUFFIX = "_manifest"
+# Chroma's collection-name rule (3-63 characters from [a-zA-Z0-9._-], starting and ending with a
+# letter or digit, no "..", not an IPv4 address), less the room the manifest suffix takes.
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_COLLECTION_MIN, _COLLECTION_MAX = 3, 63 - len(MANIFEST_SUFFIX)
 
 # The libraries read these at import time, so they are set before anything
 # else imports chromadb, gradio, tiktoken or huggingface_hub.
@@ -57,6 +67,25 @@ MODES: tuple[str, ...] = get_args(AnswerMode)
 
 class SettingsError(UserError, ValueError):
     """A setting or option paperbot cannot use; the message says which and what is allowed."""
+
+
+class BadCollectionName(SettingsError):
+    """A collection name Chroma would reject; the message says why."""
+
+
+def check_collection_name(name: str) -> str:
+    """Return ``name`` if Chroma accepts it as a collection, else raise :class:`BadCollectionName`."""
+    rule = (
+        f"{_COLLECTION_MIN}-{_COLLECTION_MAX} letters, digits, '.', '_' or '-', "
+        "starting and ending with a letter or digit"
+    )
+    if not (_COLLECTION_MIN <= len(name) <= _COLLECTION_MAX) or not _COLLECTION_NAME.fullmatch(name):
+        raise BadCollectionName(f"bad collection name {name!r}: use {rule}")
+    if ".." in name or re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", name):
+        raise BadCollectionName(f"bad collection name {name!r}: no '..' and not an IP address")
+    if name.endswith(MANIFEST_SUFFIX):
+        raise BadCollectionName(f"bad collection name {name!r}: names ending in {MANIFEST_SUFFIX!r} are reserved")
+    return name
 
 
 def check_mode(mode: str) -> str:
@@ -170,11 +199,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAPERBOT_", extra="ignore", env_nested_delimiter="__")
 
-    # Where things live.
-    sources_dir: Path = Field(PROJECT_ROOT / "index" / "sources", description="Folder of the shipped source files.")
-    store_dir: Path = Field(PROJECT_ROOT / "index" / "store", description="Folder of the embedded Chroma store.")
-    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Folder of the LLM prompt templates.")
-    collection: str = Field("paperbot", description="Chroma collection holding the chunks.")
+    # Where things live (bot.locations).
+    sources_dir: Path | None = Field(
+        default=None,
+        description="Base folder of source files indexed into the collection; unset: the shipped corpus "
+        "for the default collection, none for the others.",
+    )
+    store_dir: Path = Field(
+        default_factory=locations.default_store_dir,
+        description="The embedded Chroma store: <clone>/index/store in a clone, else the user data folder.",
+    )
+    prompts_dir: Path | None = Field(
+        default=None, description="A folder of <name>.txt prompt files that override the shipped ones."
+    )
+    collection: str = Field(
+        default=DEFAULT_COLLECTION, description="The library to use; several can live side by side in one store."
+    )
 
     # Chroma server mode: set a host to use `chroma run` instead of the embedded store.
     chroma_host: str | None = Field(None, description="Host of a `chroma run` server; unset means embedded.")
@@ -235,6 +275,9 @@ class Settings(BaseSettings):
     llm_context_window: int = Field(8192, description="The model's context window in tokens.")
     llm_max_tokens: int = Field(512, description="Most tokens the model may write.")
     llm_temperature: float = Field(0.1, description="Sampling temperature.")
+    doctor_timeout: float = Field(
+        default=5.0, description="Seconds `paperbot doctor` waits for the LLM server's /models answer."
+    )
     prompt: LLMPromptSettings = Field(default_factory=LLMPromptSettings, description="Prompt budgeting.")
 
     # Summaries and evals.
@@ -247,6 +290,18 @@ class Settings(BaseSettings):
     auth: str | None = Field(None, description='Chat app login as "user:password".')
     concurrency_limit: int = Field(4, description="Answers the chat app computes at once.")
     max_turns: int = Field(8, description="Turns of chat history kept for follow-ups.")
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, value: str) -> str:
+        return check_collection_name(value)
+
+    @property
+    def base_sources(self) -> Path | None:
+        """The folder whose files a collection always holds (besides the paths indexed into it)."""
+        if self.sources_dir is not None:
+            return self.sources_dir
+        return locations.shipped_sources() if self.collection == DEFAULT_COLLECTION else None
 
     @property
     def llm_configured(self) -> bool:

@@ -2,8 +2,9 @@
 
 Formats: Hugging Face listing pages (title line, abstract line), an arXiv
 publication list (abstracts ending in ``arXiv:NNNN.NNNNN``), and users' own
-JSONL or CSV files. Bad entries are reported with file and line, never dropped
-silently.
+JSONL, CSV or BibTeX files (read with bibtexparser; LaTeX in titles, abstracts
+and author names made readable by bot.latex). Bad entries are reported with
+file and line, never dropped silently.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import UserError
+from bot.latex import latex_to_text
 from bot.normalize import ARXIV_ID_IN_TEXT as _ARXIV_ID
+from bot.normalize import BARE_ARXIV_ID, drop_reference_marks, normalize_abstract, normalize_title
 from bot.normalize import LATEX_CMD as _LATEX_CMD
 from bot.normalize import clean_whitespace as _clean
-from bot.normalize import drop_reference_marks, normalize_abstract, normalize_title
 from bot.schema import Paper
 
-SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv"}
+SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv", ".bib"}
 
 _HEADER_LINES = {
     "get trending papers in your email inbox once a day!",
@@ -33,6 +36,8 @@ _HEADER_LINES = {
     "byak and the research community",
 }
 _DATE_LINE = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(, \d{4})?$", re.I)
+_HTTP_URL = re.compile(r"https?://")
+_YEAR_IN = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 # A journal reference glued to the next abstract: "...pp.THAPP02Deep generative..."
 _GLUE = re.compile(r"(?<=[0-9a-z.)\]])(?=[A-Z][a-z]+[ ,])")
 _MIN_ABSTRACT_CHARS = 100
@@ -51,21 +56,23 @@ class Entry:
     url: str | None = None
     year: int | None = None
     authors: list[str] = field(default_factory=list)
+    doi: str | None = None
 
 
 @dataclass
 class Problem:
     source: str
-    line: int
+    line: int | None  # None: about the whole file
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}"
+        return f"{self.source}:{self.line}: {self.reason}" if self.line else f"{self.source}: {self.reason}"
 
 
 @dataclass
 class CorpusReport:
     files: dict[str, int] = field(default_factory=dict)  # file -> entries read
+    read: dict[Path, int] = field(default_factory=dict)  # each file's full path -> entries read
     problems: list[Problem] = field(default_factory=list)
     entries: int = 0
     papers: int = 0
@@ -183,9 +190,10 @@ def _record_to_entry(record: dict, source: str, line: int) -> Entry:
     if isinstance(authors, str):
         authors = [a.strip() for a in re.split(r";|,| and ", authors) if a.strip()]
     url = str(record.get("url") or "").strip() or None
-    if url and not re.match(r"https?://", url):
+    if url and not _HTTP_URL.match(url):
         raise ValueError(f"bad 'url' {url!r} (must start with http:// or https://)")
-    return Entry(title, abstract, source, line, arxiv_id, url, year, [str(a) for a in authors])
+    doi = str(record.get("doi") or "").strip().removeprefix("https://doi.org/") or None
+    return Entry(title, abstract, source, line, arxiv_id, url, year, [str(a) for a in authors], doi)
 
 
 def parse_jsonl(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
@@ -216,6 +224,73 @@ def parse_csv(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
     return entries, problems
 
 
+def _bib_arxiv_id(fields: dict[str, str]) -> str | None:
+    """The arXiv id from eprint (Zotero, JabRef, biblatex), an arxiv field, an arXiv DOI or URL."""
+    archive = (fields.get("archiveprefix") or fields.get("eprinttype") or "").lower()
+    candidates = [fields.get("eprint", "")] if archive in ("", "arxiv") else []
+    candidates += [fields.get("arxiv", ""), fields.get("arxivid", "")]
+    if "arxiv" in fields.get("doi", "").lower():
+        candidates.append(fields["doi"])
+    if "arxiv.org/" in fields.get("url", ""):
+        candidates.append(fields["url"])
+    for text in candidates:
+        if match := BARE_ARXIV_ID.search(text):
+            return match.group(1)
+    return None
+
+
+def _bib_block_name(raw: str) -> str:
+    return raw.strip().split(",", 1)[0].split("\n", 1)[0][:60]
+
+
+def parse_bibtex(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
+    """BibTeX from Zotero, Mendeley or JabRef: one entry per @-block with a title and an abstract."""
+    import bibtexparser
+    from bibtexparser.middlewares import MergeNameParts, SeparateCoAuthors, SplitNameParts
+
+    if not text.strip():
+        return [], [Problem(source, None, "empty file; nothing to read")]
+    # Its parse warnings are reported below, with file and line, as ours.
+    logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
+    library = bibtexparser.parse_string(
+        text, append_middleware=[SeparateCoAuthors(), SplitNameParts(), MergeNameParts(style="first")]
+    )
+    problems = []
+    for block in library.failed_blocks:  # start_line counts from 0
+        reason = getattr(block.error, "abort_reason", "") or str(block.error) or type(block.error).__name__
+        problems.append(
+            Problem(source, block.start_line + 1, f"{_bib_block_name(block.raw)}: {' '.join(reason.split())}; skipped")
+        )
+    if not library.entries and not library.failed_blocks:
+        return [], [Problem(source, None, "no BibTeX entries (@article{...}) found; is it a BibTeX file?")]
+    entries = []
+    for item in library.entries:
+        line, name = item.start_line + 1, f"@{item.entry_type}{{{item.key}}}"
+        fields = {key.lower(): value.value for key, value in item.fields_dict.items()}
+        text_fields = {key: latex_to_text(value) for key, value in fields.items() if isinstance(value, str)}
+        if not text_fields.get("abstract"):
+            problems.append(Problem(source, line, f"{name} has no abstract; skipped"))
+            continue
+        year = _YEAR_IN.search(text_fields.get("year") or text_fields.get("date") or "")
+        url = fields.get("url", "").strip()
+        doi = fields.get("doi", "").strip() or None
+        record = {
+            "title": text_fields.get("title"),
+            "abstract": text_fields["abstract"],
+            "arxiv_id": _bib_arxiv_id(fields),
+            # A URL without a scheme ("www.example.org") is dropped rather than the paper.
+            "url": url if _HTTP_URL.match(url) else None,
+            "doi": doi,
+            "year": year.group(1) if year else None,
+            "authors": [latex_to_text(author) for author in fields.get("author", [])],
+        }
+        try:
+            entries.append(_record_to_entry(record, source, line))
+        except ValueError as exc:
+            problems.append(Problem(source, line, f"{name}: {exc}; skipped"))
+    return entries, sorted(problems, key=lambda problem: problem.line or 0)
+
+
 def read_source(path: Path) -> tuple[list[Entry], list[Problem]]:
     """Parse one source file, choosing the format from its suffix and content."""
     name = path.name
@@ -235,6 +310,8 @@ def read_source(path: Path) -> tuple[list[Entry], list[Problem]]:
         return parse_jsonl(text, name)
     if suffix == ".csv":
         return parse_csv(text, name)
+    if suffix == ".bib":
+        return parse_bibtex(text, name)
     if (
         _ARXIV_ID.search(text)
         and len(_ARXIV_ID.findall(text)) * 3 >= len([ln for ln in text.splitlines() if ln.strip()]) // 2
@@ -295,6 +372,8 @@ def merge_entries(entries: list[Entry]) -> list[Paper]:
             keys.append("t:" + normalize_title(entry.title))
         if entry.arxiv_id:
             keys.append("x:" + re.sub(r"v\d+$", "", entry.arxiv_id))
+        if entry.doi:
+            keys.append("d:" + entry.doi.lower())
         for key in keys:
             if key in seen:
                 parent[find(i)] = find(seen[key])
@@ -312,7 +391,10 @@ def merge_entries(entries: list[Entry]) -> list[Paper]:
         # The abstract without LaTeX markup reads better; otherwise the longest.
         abstract = max((e.abstract for e in group), key=lambda a: (-len(_LATEX_CMD.findall(a)), len(a)))
         arxiv_id = next((e.arxiv_id for e in group if e.arxiv_id), None)
-        url = next((e.url for e in group if e.url), None) or (arxiv_url(arxiv_id) if arxiv_id else None)
+        doi = next((e.doi for e in group if e.doi), None)
+        url = next((e.url for e in group if e.url), None) or (
+            arxiv_url(arxiv_id) if arxiv_id else f"https://doi.org/{doi}" if doi else None
+        )
         papers.append(
             Paper(
                 paper_id=paper_id_for(normalize_title(title) if titles else normalize_abstract(abstract), arxiv_id),
@@ -322,6 +404,7 @@ def merge_entries(entries: list[Entry]) -> list[Paper]:
                 url=url,
                 year=next((e.year for e in group if e.year), None),
                 authors=next((e.authors for e in group if e.authors), []),
+                doi=doi,
                 sources=sorted({e.source for e in group}),
                 title_inferred=not titles,
             )
@@ -336,6 +419,7 @@ def load_corpus(paths: list[Path]) -> tuple[list[Paper], CorpusReport]:
     for path in source_files(paths):
         found, problems = read_source(path)
         report.files[path.name] = len(found)
+        report.read[path.resolve()] = len(found)
         report.problems.extend(problems)
         entries.extend(found)
     papers = merge_entries(entries)

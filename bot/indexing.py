@@ -21,8 +21,8 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-from bot.config import Settings
-from bot.corpus import CorpusReport, load_corpus, source_counts
+from bot.config import MANIFEST_SUFFIX, Settings
+from bot.corpus import SUPPORTED_SUFFIXES, CorpusReport, Problem, SourceError, load_corpus, source_counts
 from bot.embedding import MODEL_NAME, get_encoder
 from bot.errors import UserError
 from bot.schema import Chunk, Paper
@@ -33,6 +33,18 @@ FORMAT_VERSION = 1
 
 class IndexError_(UserError, RuntimeError):
     """The index is missing or unusable; the message says what to do."""
+
+
+class NothingToIndex(UserError, ValueError):
+    """The paths given to `paperbot index` held no readable entry; the index is unchanged."""
+
+
+class NotRemembered(UserError, ValueError):
+    """`--forget PATH` names a path the collection does not remember."""
+
+
+class EmptyCollection(IndexError_):
+    """A collection with no sources at all (a new one, before anything was indexed into it)."""
 
 
 @dataclass
@@ -103,6 +115,30 @@ def chroma_client(settings: Settings):
     return chromadb.PersistentClient(path=str(settings.store_dir), settings=chroma_settings)
 
 
+def _client_and_names(settings: Settings) -> tuple[Any, set[str]]:
+    try:
+        client = chroma_client(settings)
+        return client, {c.name for c in client.list_collections()}
+    except Exception as exc:  # chromadb raises many types for a server that is down
+        raise IndexError_(f"cannot open the {_where(settings)}: {exc}") from exc
+
+
+def peek_manifest(settings: Settings) -> Manifest | None:
+    """The collection's manifest, or None when it was never built; creates nothing."""
+    if not settings.chroma_host and not settings.store_dir.is_dir():
+        return None
+    client, names = _client_and_names(settings)
+    if settings.collection + MANIFEST_SUFFIX not in names:
+        return None
+    return Store(settings, client).load_manifest()
+
+
+def _where(settings: Settings) -> str:
+    if settings.chroma_host:
+        return f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+    return f"Chroma store at {settings.store_dir}"
+
+
 class Store:
     """The two Chroma collections: chunks (with embeddings) and the manifest."""
 
@@ -113,14 +149,11 @@ class Store:
             self.chunks = self.client.get_or_create_collection(
                 settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
             )
-            self.meta = self.client.get_or_create_collection(settings.collection + "_manifest", embedding_function=None)
-        except Exception as exc:  # chromadb raises many types for a server that is down
-            where = (
-                f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
-                if settings.chroma_host
-                else f"Chroma store at {settings.store_dir}"
+            self.meta = self.client.get_or_create_collection(
+                settings.collection + MANIFEST_SUFFIX, embedding_function=None
             )
-            raise IndexError_(f"cannot open the {where}: {exc}") from exc
+        except Exception as exc:  # chromadb raises many types for a server that is down
+            raise IndexError_(f"cannot open the {_where(settings)}: {exc}") from exc
 
     def load_manifest(self) -> Manifest | None:
         got = self.meta.get(ids=[MANIFEST_ID], include=["documents"])
@@ -194,26 +227,65 @@ def _report_dict(report: CorpusReport) -> dict[str, Any]:
     }
 
 
+def _within(file: Path, root: Path) -> bool:
+    return file == root or root in file.parents
+
+
+def _nothing_read(given: list[Path], report: CorpusReport) -> str:
+    names = {file.name for file in report.read if any(_within(file, path) for path in given)}
+    reasons = [str(problem) for problem in report.problems if problem.source in names]
+    if not names:
+        reasons = [f"{path}: no {'/'.join(sorted(SUPPORTED_SUFFIXES))} files" for path in given]
+    return "; ".join(reasons or [f"{name}: no entries" for name in sorted(names)]) + " (the index is unchanged)"
+
+
 def sync(
     settings: Settings,
     paths: list[Path] | None = None,
     rebuild: bool = False,
     progress: bool = True,
     store: Store | None = None,
+    forget: list[Path] | None = None,
 ) -> SyncResult:
-    """Bring the index in line with the sources; embed only what is new."""
+    """Bring the index in line with the sources; embed only what is new.
+
+    ``paths`` are added to the collection's remembered sources, ``forget`` removed from them;
+    remembered paths that no longer exist are dropped (reported). Paths given that hold no
+    readable entry raise :class:`NothingToIndex` before anything is written.
+    """
     from tqdm import tqdm
 
     started = time.perf_counter()
+    given = [path.resolve() for path in paths or []]
+    for path in given:  # before the store is touched: a typo changes nothing
+        if not path.exists():
+            raise SourceError(f"{path}: no such file or folder")
     store = store or Store(settings)
     old = store.load_manifest()
-    extra = list(old.extra_sources) if old else []
-    for path in paths or []:
-        resolved = str(path.resolve())
-        if resolved != str(settings.sources_dir.resolve()) and resolved not in extra:
-            extra.append(resolved)
-    source_paths = [settings.sources_dir, *[Path(p) for p in extra]]
+    base = settings.base_sources.resolve() if settings.base_sources else None
+    remembered = [Path(p) for p in (old.extra_sources if old else [])]
+    for path in forget or []:
+        if path.resolve() not in remembered:
+            listed = ", ".join(map(str, remembered)) or "none"
+            raise NotRemembered(f"{path} is not a remembered source of collection {settings.collection!r} ({listed})")
+        remembered.remove(path.resolve())
+    # A remembered path that is gone (deleted, moved) loses its papers instead of blocking every run.
+    gone = [path for path in remembered if not path.exists()]
+    remembered = [path for path in remembered if path.exists()]
+    remembered += [path for path in dict.fromkeys(given) if path != base and path not in remembered]
+    source_paths = [*([base] if base else []), *remembered]
+    if not source_paths:
+        raise EmptyCollection(
+            f"collection {settings.collection!r} holds no papers yet: add some with "
+            f"`paperbot index --collection {settings.collection} FILE`"
+        )
+    extra = [str(path) for path in remembered]
     papers, report = load_corpus(source_paths)
+    if given and not any(n for file, n in report.read.items() if any(_within(file, path) for path in given)):
+        raise NothingToIndex(_nothing_read(given, report))
+    report.problems[:0] = [
+        Problem(str(path), None, "is gone: its papers were removed and the path forgotten") for path in gone
+    ]
     by_id = {p.paper_id: p for p in papers}
     chunks = chunk_papers(papers, settings)
     existing = store.chunk_ids()
@@ -259,6 +331,29 @@ def sync(
     result.manifest = manifest
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    papers: int
+    chunks: int
+    sources: list[str]  # remembered paths (the base folder not included)
+
+
+def list_collections(settings: Settings) -> list[CollectionInfo]:
+    """The store's built collections (those with a manifest), by name; creates nothing."""
+    if not settings.chroma_host and not settings.store_dir.is_dir():
+        return []
+    client, names = _client_and_names(settings)
+    found = []
+    for name in sorted(names):
+        if name.endswith(MANIFEST_SUFFIX) or name + MANIFEST_SUFFIX not in names:
+            continue
+        manifest = Store(settings.model_copy(update={"collection": name}), client).load_manifest()
+        if manifest is not None:
+            found.append(CollectionInfo(name, len(manifest.papers), len(manifest.chunks), manifest.extra_sources))
+    return found
 
 
 def open_index(settings: Settings, progress: bool = True, store: Store | None = None) -> tuple[Store, Manifest]:

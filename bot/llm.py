@@ -16,10 +16,10 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
+from bot.locations import MissingPrompt, prompt_path
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -42,10 +42,15 @@ class LLMUnavailable(Exception):
 
 # -- prompts ----------------------------------------------------------------
 def load_prompt(name: str, settings: Settings) -> str:
-    """The text of ``prompts/<name>.txt`` (read at run time, so edits need no restart)."""
-    path = Path(settings.prompts_dir) / f"{name}.txt"
+    """The text of prompt ``name`` (read at run time, so edits need no restart).
+
+    ``PAPERBOT_PROMPTS_DIR/<name>.txt`` when it exists, else the shipped file (bot.locations).
+    """
     try:
+        path = prompt_path(name, settings.prompts_dir)
         return path.read_text(encoding="utf-8")
+    except MissingPrompt as exc:
+        raise LLMUnavailable(str(exc)) from exc
     except OSError as exc:
         raise LLMUnavailable(f"prompt file {path} cannot be read ({exc.strerror or exc})") from exc
 

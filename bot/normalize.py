@@ -19,6 +19,8 @@ from bot.schema import Paper
 ARXIV_ID = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
 # The same id inside running text ("... arXiv:2301.01234v2"), as the arXiv list pages write it.
 ARXIV_ID_IN_TEXT = re.compile(r"arXiv:(\d{4}\.\d{4,5})(v\d+)?")
+# A new-style id anywhere, unprefixed (a BibTeX eprint field, an arXiv DOI, an abs/ URL).
+BARE_ARXIV_ID = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5}(?:v\d+)?)(?![\d.])")
 LATEX_CMD = re.compile(r"\\[a-zA-Z]+\*?")
 # An abstract's own bibliography marks ("Hypothesis [27]", "et al. [2022]").
 _REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*[,;\u2013-]\s*\d+)*\](?=[\s.,;:)]|$)")

@@ -40,6 +40,7 @@ class Paper:
     authors: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # source file names
     title_inferred: bool = False  # arXiv list entries carry no title
+    doi: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

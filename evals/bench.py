@@ -33,12 +33,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("evals/bench_report.md"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(store_dir=Path(tmp) / "store", collection="bench")
+        # The default collection in a private store: it holds the shipped corpus.
+        settings = Settings(store_dir=Path(tmp) / "store")
         started = time.perf_counter()
         build = sync(settings, progress=False)
         build_s = time.perf_counter() - started
 
-        papers, _ = load_corpus([settings.sources_dir])
+        papers, _ = load_corpus([settings.base_sources])
         by_id = {p.paper_id: p for p in papers}
         texts = [embed_text(c, by_id[c.paper_id]) for c in chunk_papers(papers, settings)]
         started = time.perf_counter()
@@ -53,7 +54,6 @@ def main() -> None:
 
         env = {
             "PAPERBOT_STORE_DIR": str(settings.store_dir),
-            "PAPERBOT_COLLECTION": "bench",
             "PATH": str(Path(sys.executable).parent),
         }
         cold = []

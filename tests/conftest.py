@@ -190,3 +190,27 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):
     from tests.fast_corpus import tiny_settings
 
     return Engine(tiny_settings(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture
+def paperbot_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """Run `paperbot ARGS` in this process with exactly ``env``'s PAPERBOT_/OPENAI_ variables.
+
+    Returns (exit code, stdout, stderr); the cached settings are re-read for each call.
+    """
+    from bot.cli import main
+    from bot.config import get_settings
+
+    def run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+        for key in [k for k in os.environ if k.startswith(("PAPERBOT_", "OPENAI_"))]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    yield run
+    get_settings.cache_clear()
