@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from bot.errors import UserError
 from bot.normalize import GoldIndex
 from bot.schema import Paper
+from bot.text import BadQuestion, check_question, file_lines, has_lone_surrogate
 
 Style = Literal["plain", "keyword", "chatty", "typo", "expert"]
 UnanswerableKind = Literal["near_miss", "general"]
@@ -76,6 +77,14 @@ def _texts(value: Any, field: str) -> list[str]:
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _decodable(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and has_lone_surrogate(t) for t in texts):
+            raise ValueError("holds a lone surrogate escape (not valid Unicode)")
+        return value
+
     @field_validator("gold", "gold_added", mode="before", check_fields=False)
     @classmethod
     def _gold_list(cls, value: Any, info: Any) -> list[str]:
@@ -107,6 +116,10 @@ class QuestionRow(_Row):
     def _question(cls, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(_FIELD_RULES["question"])
+        try:
+            check_question(value)  # the rule every question that enters passes
+        except BadQuestion as exc:
+            raise ValueError(str(exc)) from None
         return value.strip()
 
     @field_validator("type", mode="before")
@@ -198,7 +211,7 @@ def _problem(error: ValidationError) -> str:
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return file_lines(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise DatasetError(f"dataset {path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:
