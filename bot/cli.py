@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exc
 from bot.config import SettingsError, check_mode, get_settings
 from bot.errors import UserError
 from bot.outputs import file_problem
-from bot.safety import clean
+from bot.safety import clean, clean_json
 from bot.schema import LOW_CONFIDENCE
 from bot.text import check_question
 
@@ -70,7 +70,7 @@ def _engine(progress: bool = True):
 
 
 def _print_json(data: object) -> None:
-    echo(json.dumps(data, indent=2, ensure_ascii=False))
+    typer.echo(clean_json(json.dumps(data, indent=2, ensure_ascii=False)))
 
 
 def _wrap(text: str) -> str:

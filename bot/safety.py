@@ -82,6 +82,16 @@ def clean(text: str, secrets: Iterable[str] | None = None) -> str:
     return mask_secrets(strip_controls(text), process_secrets() if secrets is None else secrets)
 
 
+# JSON (ensure_ascii=False) escapes C0 controls but leaves these raw; \uXXXX keeps it valid JSON.
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def clean_json(text: str, secrets: Iterable[str] | None = None) -> str:
+    """JSON text fit for a terminal: the controls JSON leaves raw escaped (still the same JSON), secrets masked."""
+    escaped = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return mask_secrets(escaped, process_secrets() if secrets is None else secrets)
+
+
 class StreamCleaner:
     """Cleans a stream of text pieces: each :meth:`feed` returns what is safe to show so far.
 

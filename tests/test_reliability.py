@@ -398,6 +398,15 @@ def test_a_secret_split_over_stream_pieces_never_shows():
     assert shown == f"The key is {MASK} and  that is all."
 
 
+def test_json_output_stays_valid_json_without_raw_controls_or_secrets():
+    from bot.safety import clean_json
+
+    data = {"title": "A\x9b2J title\u2028with a line separator", "note": f"key {KEY}"}
+    shown = clean_json(json.dumps(data, ensure_ascii=False), [KEY])
+    assert not any(ch in shown for ch in "\x9b\u2028") and KEY not in shown
+    assert json.loads(shown) == data | {"note": f"key {MASK}"}
+
+
 def test_logs_are_cleaned(caplog):
     from bot.safety import CleanLogFilter
 
