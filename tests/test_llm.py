@@ -197,7 +197,10 @@ def test_stream_stalling_midway_falls_back_after_the_timeout(llm_engine, fake):
 
     deltas, answer = run(llm_engine)
 
-    assert "".join(deltas) == "The boundary is "  # what arrived before the stall went out
+    # What arrived before the stall went out, less the last len(KEY) characters: they are held back
+    # so that a key split over tokens is masked before any of it shows (bot.safety.StreamCleaner).
+    arrived = "The boundary is "
+    assert "".join(deltas) == arrived[: max(len(arrived) - len(KEY), 0)]
     assert answer.mode == "extractive" and answer.citations
     assert answer.notes == ["LLM unavailable: no response within 2s (PAPERBOT_LLM_TIMEOUT)"]
 
