@@ -82,7 +82,7 @@ class _Row(BaseModel):
     def _decodable(cls, value: Any) -> Any:
         texts = value if isinstance(value, list) else [value]
         if any(isinstance(t, str) and has_lone_surrogate(t) for t in texts):
-            raise ValueError("holds a lone surrogate escape (not valid Unicode)")
+            raise ValueError("not valid UTF-8 text (a lone surrogate escape)")
         return value
 
     @field_validator("gold", "gold_added", mode="before", check_fields=False)
@@ -116,10 +116,6 @@ class QuestionRow(_Row):
     def _question(cls, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(_FIELD_RULES["question"])
-        try:
-            check_question(value)  # the rule every question that enters passes
-        except BadQuestion as exc:
-            raise ValueError(str(exc)) from None
         return value.strip()
 
     @field_validator("type", mode="before")
@@ -255,6 +251,11 @@ def read_rows(path: Path, model: type[R]) -> tuple[list[tuple[int, R]], list[str
 def load_dataset(path: Path) -> list[EvalQuestion]:
     """Read a JSONL question set; malformed lines raise one :class:`DatasetError` naming each."""
     rows, problems = read_rows(path, QuestionRow)
+    for number, row in rows:
+        try:
+            check_question(row.question)  # the rule every question that enters passes
+        except BadQuestion as exc:
+            problems.append(f"{path} line {number}: {exc}")
     if problems:
         raise DatasetError(problems)
     if not rows:
