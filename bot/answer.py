@@ -28,7 +28,7 @@ from llama_index.core.schema import NodeWithScore, TextNode
 
 from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import Settings, check_mode, get_settings
-from bot.indexing import Manifest, Store, open_index
+from bot.indexing import Manifest, Store, open_index, require_papers
 from bot.llm import build_llm, describe_failure, model_errors
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import REFUSAL, Answer, Hit, Retrieval, Turn
@@ -65,6 +65,7 @@ class Engine:
     ) -> None:
         self.settings = settings or get_settings()
         self.store, self.manifest = open_index(self.settings, progress=progress, store=store)
+        require_papers(self.manifest, self.settings)
         self.retriever = HybridRetriever(self.settings, self.store, self.manifest)
         self.extractive = ExtractiveAnswerer(self.settings, self.retriever)
         self._llm = llm

@@ -27,6 +27,7 @@ from bot.citations import Checked, citation_for, markers_in, strip_markers, veri
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
 from bot.retrieval import HybridRetriever
+from bot.safety import StreamCleaner, clean, secrets_of
 from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Retrieval, Sentence, Turn
 from bot.text import stopwords, tokens
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Follow-ups that lean on the previous turn ("what about their limitations?").
+# The answer prompt quotes the abstracts inside <sources> ... </sources>; a tag of that name in an
+# abstract could end the quoted block early, so it is removed (see prompts/answer.txt).
+_SOURCES_TAG = re.compile(r"</?\s*sources?\b[^>]*>", re.I)
 _FOLLOW_UP = re.compile(
     r"\b(they|them|their|theirs|it|its|this|that|these|those|such|the same|above|former|latter|"
     r"the paper|the papers|the method|the approach|the authors)\b|^(and|what about|how about|why|also)\b",
@@ -226,8 +230,13 @@ class Prompt:
     tokens: int
 
 
+def untrusted(text: str) -> str:
+    """Corpus text for a prompt: on one line, unable to open or close the prompt's <sources> block."""
+    return " ".join(_SOURCES_TAG.sub(" ", text).split())
+
+
 def _source_line(n: int, hit: Hit, body: str) -> str:
-    return f"[{n}] {hit.paper.title}: {' '.join(body.split())}"
+    return f"[{n}] {untrusted(hit.paper.title)}: {untrusted(body)}"
 
 
 def build_prompt(settings: Settings, question: str, hits: list[Hit]) -> Prompt:
@@ -298,6 +307,20 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9 ]", " ", strip_markers(text).lower()).split())
 
 
+def echoes_prompt(text: str, settings: Settings) -> bool:
+    """The completion repeats ``prompt.echo_words`` or more words of the answer prompt's own wording in a row.
+
+    Only the template's fixed text counts (not the sources or the question, which an
+    answer may rightly quote), and the refusal sentence is allowed.
+    """
+    run = settings.prompt.echo_words
+    template = fill(load_prompt("answer", settings), refusal="", question="", sources="")
+    words = tokens(template)
+    grams = {tuple(words[i : i + run]) for i in range(len(words) - run + 1)}
+    said = tokens(text.replace(REFUSAL, " "))
+    return any(tuple(said[i : i + run]) in grams for i in range(len(said) - run + 1))
+
+
 def is_refusal(text: str) -> bool:
     """The model gave the fixed refusal (perhaps with quotes or a marker around it)."""
     said, refusal = _normal(text), _normal(REFUSAL)
@@ -334,7 +357,7 @@ class LLMAnswerer:
         prompt = condense_prompt(self.settings, question, history)
         with reading_model_output():
             reply = self.llm.chat([ChatMessage(role="user", content=prompt)])
-        text = (reply.message.content or "").strip()
+        text = clean(reply.message.content or "", secrets_of(self.settings)).strip()
         # Models like to prefix, quote or explain; the first line is the question.
         text = text.splitlines()[0].strip() if text else ""
         text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.I).strip().strip("\"'` ")
@@ -354,15 +377,21 @@ class LLMAnswerer:
             )
         parts: list[str] = []
         finish = None
+        shown = StreamCleaner(secrets_of(settings))  # model output is data: what streams out is cleaned
         with reading_model_output():
             for chunk in self.llm.stream_chat([ChatMessage(role="user", content=prompt.text)]):
                 if chunk.delta:
                     parts.append(chunk.delta)
-                    yield chunk.delta
+                    if safe := shown.feed(chunk.delta):
+                        yield safe
                 choices = getattr(chunk.raw, "choices", None) or []
                 if choices and getattr(choices[0], "finish_reason", None):
                     finish = choices[0].finish_reason
-        text = "".join(parts).strip()
+        if rest := shown.finish():
+            yield rest
+        text = clean("".join(parts), shown.secrets).strip()
+        if echoes_prompt(text, settings):
+            raise LLMUnavailable("the completion repeats the prompt's instructions")
         if not any(ch.isalpha() for ch in strip_markers(text)):
             raise LLMUnavailable("empty completion" if not text else "completion without any words")
         if is_refusal(text):

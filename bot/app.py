@@ -8,10 +8,12 @@ shows as text and runs nothing (Gradio's own sanitizer stays on as well).
 
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from urllib.parse import quote, quote_plus
 
 # First: it switches gradio and huggingface_hub to offline, telemetry-free mode.
 from bot.config import Settings, get_settings
+from bot.safety import clean
 from bot.schema import LOW_CONFIDENCE
 
 if TYPE_CHECKING:
@@ -59,7 +62,8 @@ def _escape(text: str) -> str:
 
 
 def inert(text: str) -> str:
-    """``text`` as Markdown that renders literally: no markup, links or HTML."""
+    """``text`` as Markdown that renders literally: no markup, links or HTML, no secrets or control characters."""
+    text = clean(text)
     out, last = [], 0
     from bot.citations import MARKER
 
@@ -488,6 +492,54 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+class LoginGate:
+    """The PAPERBOT_AUTH check Gradio calls for each login, with a lockout against guessing.
+
+    After ``max_failures`` wrong logins in a row every login (right ones too) is refused
+    for ``lockout_seconds``; each further lockout without a success in between lasts
+    twice as long. Gradio does not tell the check who is asking, so the lockout is for
+    everyone: an app open to the internet belongs behind a proxy that limits per client.
+    """
+
+    def __init__(self, user: str, password: str, max_failures: int, lockout_seconds: float) -> None:
+        self._user, self._password = user.encode(), password.encode()
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
+        self._failures = 0
+        self._lockouts = 0
+        self._locked_until = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._locked_until:
+                log.warning("login refused: locked for %.0f s more after repeated failures", self._locked_until - now)
+                return False
+            # Both compared in constant time, whatever the first one gives.
+            right_user = hmac.compare_digest(str(username).encode(), self._user)
+            right_password = hmac.compare_digest(str(password).encode(), self._password)
+            if right_user and right_password:
+                self._failures = self._lockouts = 0
+                return True
+            self._failures += 1
+            if self._failures >= self.max_failures:
+                pause = self.lockout_seconds * 2**self._lockouts
+                self._locked_until = now + pause
+                self._lockouts += 1
+                self._failures = 0
+                log.warning("%d failed logins in a row: logins locked for %.0f s", self.max_failures, pause)
+            return False
+
+
+def login_gate(settings: Settings) -> LoginGate | None:
+    """The login check for ``settings.auth`` (None when the app is open)."""
+    auth = parse_auth(settings.auth)
+    if auth is None:
+        return None
+    return LoginGate(*auth, max_failures=settings.auth_max_failures, lockout_seconds=settings.auth_lockout_seconds)
+
+
 def launch(
     settings: Settings | None = None,
     host: str | None = None,
@@ -498,7 +550,7 @@ def launch(
     from bot.answer import Engine
 
     settings = settings or get_settings()
-    auth = parse_auth(settings.auth)
+    auth = login_gate(settings)
     engine = engine or Engine(settings, progress=True)
     demo = build_app(engine, settings)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 import time
@@ -16,8 +15,10 @@ from pydantic import ValidationError
 # typer vendors click; its exception types are what standalone_mode=False raises.
 from typer._click import exceptions as click_exc
 
-from bot.config import Settings, check_collection_name, check_mode, get_settings
+from bot.config import Settings, SettingsError, check_collection_name, check_mode, get_settings
 from bot.errors import UserError
+from bot.outputs import file_problem
+from bot.safety import clean, clean_json
 from bot.schema import LOW_CONFIDENCE
 from bot.text import check_question
 
@@ -53,6 +54,28 @@ def _settings(collection: str | None) -> Settings:
     return settings.model_copy(update={"collection": check_collection_name(collection)})
 
 
+EXIT_USAGE = 2  # bad arguments, options or settings
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+
+
+def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
+    """typer.echo for text that may come from the corpus or a model: secrets masked, no terminal escapes."""
+    typer.echo(clean(text), err=err, nl=nl)
+
+
+def _host_option(value: str | None) -> str | None:
+    """A host the chat server can bind: resolved now, before the engine loads."""
+    import socket
+
+    if value is None:
+        return None
+    try:
+        socket.getaddrinfo(value, None)
+    except (OSError, UnicodeError) as exc:
+        raise typer.BadParameter(f"cannot resolve {value!r} to an address ({exc})") from None
+    return value
+
+
 def _engine(settings: Settings, progress: bool = True):
     from bot.answer import Engine
 
@@ -74,10 +97,11 @@ def _root(
     ] = False,
 ) -> None:
     """Ask research questions over paper abstracts and get answers with citations."""
+    get_settings()  # validated before any command loads anything heavy
 
 
 def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    typer.echo(clean_json(json.dumps(data, indent=2, ensure_ascii=False)))
 
 
 def _wrap(text: str) -> str:
@@ -119,18 +143,20 @@ def index(
         "index_changed": result.manifest_written or result.removed > 0,
         "seconds": round(result.total_seconds, 2),
     }
+    if not report.papers:
+        echo(f"paperbot: warning: no papers found in {get_settings().sources_dir} or the remembered paths", err=True)
     if as_json:
         _print_json(summary)
         return
     for name, count in report.files.items():
-        typer.echo(f"read {count:4d} entries from {name}")
-    typer.echo(
+        echo(f"read {count:4d} entries from {name}")
+    echo(
         f"{report.entries} entries -> {report.papers} papers ({report.merged} duplicates merged); "
         f"{len(report.problems)} skipped"
     )
     for problem in report.problems:
-        typer.echo(f"  skipped {problem}")
-    typer.echo(
+        echo(f"  skipped {problem}")
+    echo(
         f"chunks: {result.added} embedded, {result.removed} removed, {result.unchanged} unchanged "
         f"({result.total_seconds:.1f}s)"
     )
@@ -150,9 +176,9 @@ def search(
         _print_json([h.to_dict() for h in hits])
         return
     for i, hit in enumerate(hits, start=1):
-        typer.echo(f"{i:2d}. {hit.paper.title}  (score {hit.score:.4f}, similarity {hit.similarity:.2f})")
+        echo(f"{i:2d}. {hit.paper.title}  (score {hit.score:.4f}, similarity {hit.similarity:.2f})")
         if hit.paper.url:
-            typer.echo(f"    {hit.paper.url}")
+            echo(f"    {hit.paper.url}")
 
 
 @app.command()
@@ -174,7 +200,7 @@ def ask(
     for piece in response.response_gen:
         if live:
             # Tokens go out as they arrive; the verified text follows the stream.
-            sys.stdout.write(piece)
+            sys.stdout.write(clean(piece))
             sys.stdout.flush()
             shown.append(piece)
     answer = response.metadata["answer"]
@@ -183,27 +209,27 @@ def ask(
         _print_json(answer.to_dict() | {"seconds": round(time.perf_counter() - started, 3)})
         return
     if streamed:
-        typer.echo("\n")
+        echo("\n")
     for note in answer.notes:
-        typer.echo(f"note: {note}")
+        echo(f"note: {note}")
     # Verification renumbers and drops markers, and a fallback replaces the text:
     # then the checked answer is printed so it matches the sources listed below.
     if not streamed or " ".join(answer.answer.split()) != " ".join("".join(shown).split()):
-        typer.echo(("Checked answer:\n" if streamed else "") + _wrap(answer.answer))
+        echo(("Checked answer:\n" if streamed else "") + _wrap(answer.answer))
     if answer.confidence == "low":
-        typer.echo(f"\nConfidence: low. {LOW_CONFIDENCE}")
+        echo(f"\nConfidence: low. {LOW_CONFIDENCE}")
     unverified = sum(not s.verified for s in answer.sentences)
     if answer.mode == "llm" and unverified:
-        typer.echo(f"\n{unverified} of {len(answer.sentences)} sentences are not supported by a cited source.")
+        echo(f"\n{unverified} of {len(answer.sentences)} sentences are not supported by a cited source.")
     if answer.refused and not answer.citations:
-        typer.echo("\nClosest papers:")
+        echo("\nClosest papers:")
         for hit in answer.hits:
-            typer.echo(f"  - {hit.paper.title}" + (f"  {hit.paper.url}" if hit.paper.url else ""))
+            echo(f"  - {hit.paper.title}" + (f"  {hit.paper.url}" if hit.paper.url else ""))
         return
-    typer.echo("\nSources:")
+    echo("\nSources:")
     for c in answer.citations:
         flag = "" if c.verified else "  (unverified)"
-        typer.echo(f"[{c.n}] {c.title}{flag}" + (f"\n    {c.url}" if c.url else ""))
+        echo(f"[{c.n}] {c.title}{flag}" + (f"\n    {c.url}" if c.url else ""))
 
 
 @app.command()
@@ -219,9 +245,9 @@ def stats(
     if as_json:
         _print_json(data)
         return
-    typer.echo(f"{data['entries']} entries, {data['papers']} papers, {data['chunks']} chunks")
+    echo(f"{data['entries']} entries, {data['papers']} papers, {data['chunks']} chunks")
     for name, count in data["sources"].items():
-        typer.echo(f"  {count:4d} papers from {name}")
+        echo(f"  {count:4d} papers from {name}")
 
 
 @app.command()
@@ -259,6 +285,7 @@ def eval_(
     collection: CollectionOption = None,
 ) -> None:
     """Score answers on a question set: retrieval, citations, refusals, groundedness."""
+    check_mode(mode)
     from bot.eval import DEFAULT_DATASET, EvalError, run_command
 
     settings = _settings(collection)
@@ -274,7 +301,7 @@ def eval_(
             retriever=retriever,
             k=k,
             judge=judge,
-            echo=typer.echo,
+            echo=echo,
         )
     except EvalError as exc:
         raise CliError(str(exc)) from exc
@@ -284,7 +311,10 @@ def eval_(
 
 @app.command()
 def chat(
-    host: Annotated[str | None, typer.Option(help="Address to bind [default: 127.0.0.1, PAPERBOT_HOST].")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to bind [default: 127.0.0.1, PAPERBOT_HOST].", callback=_host_option),
+    ] = None,
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port to listen on [default: 7860, PAPERBOT_PORT].")
     ] = None,
@@ -296,18 +326,27 @@ def chat(
     from bot.app import launch, parse_auth
 
     settings = _settings(collection)
+    _host_option(host or settings.host)  # PAPERBOT_HOST too, before the engine loads
     try:
         parse_auth(settings.auth)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    from bot.safety import CleanLogFilter
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(CleanLogFilter())  # what a model or a client sent is logged cleaned
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
     try:
         demo, url = launch(settings, host=host, port=port)
     except OSError as exc:  # the port is taken or the address cannot be bound
         raise CliError(f"cannot start the web server: {exc}") from exc
-    typer.echo(f"paperbot chat: serving on {url} (Ctrl+C to stop)")
-    demo.block_thread()
+    echo(f"paperbot chat: serving on {url} (Ctrl+C to stop)")
+    try:
+        while True:  # not demo.block_thread(): it swallows Ctrl-C, and the exit status would say success
+            time.sleep(1)
+    finally:
+        demo.close()
 
 
 @app.command("summarize")
@@ -324,11 +363,12 @@ def summarize_cmd(
     """A themed overview of TOPIC from the indexed papers, with numbered references."""
     topic = check_question(topic)
     settings = _settings(collection)
+    check_mode(mode)
     from tqdm import tqdm
 
     from bot.summarize import summarize
 
-    if out is not None and (problem := output_problem(out)):
+    if out is not None and (problem := file_problem(out)):
         raise CliError(problem)  # before the run, not after minutes of work
     engine = _engine(settings)
     bar = tqdm(total=100, file=sys.stderr, disable=None, leave=False, bar_format="{desc} {percentage:3.0f}%|{bar}|")
@@ -347,23 +387,11 @@ def summarize_cmd(
             out.write_text(markdown, encoding="utf-8")
         except OSError as exc:
             raise CliError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        typer.echo(f"wrote {out}", err=True)
+        echo(f"wrote {out}", err=True)
     if as_json:
         _print_json(summary.to_dict() | {"seconds": round(summary.seconds, 3)})
     else:
-        typer.echo(markdown, nl=False)
-
-
-def output_problem(path: Path) -> str | None:
-    """Why an output file cannot be written to ``path`` (None when it can); checked before long work."""
-    if path.is_dir():
-        return f"cannot write {path}: it is a directory"
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        return f"cannot write {path}: the folder {parent} does not exist"
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        return f"cannot write {path}: permission denied"
-    return None
+        echo(markdown, nl=False)
 
 
 def _override_line(folder: str | None) -> str:
@@ -414,20 +442,27 @@ def doctor(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: every failure becomes a one-line message and a non-zero exit."""
+    """Entry point: every failure becomes a one-line message and a non-zero exit.
+
+    Exit status: 0 only on success, 1 on an error the message explains, 2 on bad
+    arguments, options or settings, 130 on Ctrl-C.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        status = app(args=argv, standalone_mode=False)
     except click_exc.NoArgsIsHelpError as exc:
-        typer.echo(exc.format_message(), err=True)
-        return 2
+        echo(exc.format_message(), err=True)
+        return EXIT_USAGE
     except click_exc.UsageError as exc:
-        typer.echo(f"paperbot: error: {exc.format_message()} (see `paperbot --help`)", err=True)
-        return 2
+        echo(f"paperbot: error: {exc.format_message()} (see `paperbot --help`)", err=True)
+        return EXIT_USAGE
+    except SettingsError as exc:
+        echo(f"paperbot: error: {exc}", err=True)
+        return EXIT_USAGE
     except click_exc.ClickException as exc:
-        typer.echo(f"paperbot: error: {exc.format_message()}", err=True)
+        echo(f"paperbot: error: {exc.format_message()}", err=True)
         return 1
     except UserError as exc:
-        typer.echo(f"paperbot: error: {exc}", err=True)
+        echo(f"paperbot: error: {exc}", err=True)
         return 1
     except ValidationError as exc:  # a PAPERBOT_* setting that does not parse
         first = exc.errors()[0]
@@ -435,11 +470,16 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"paperbot: error: {name}: {first['msg'].removeprefix('Value error, ')}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("paperbot: interrupted", err=True)
-        return 130
+        status = EXIT_INTERRUPTED
     except typer.Exit as exc:
-        return exc.exit_code
-    return 0
+        status = exc.exit_code
+    # Without standalone mode typer returns (or raises Exit with) the status of what it handled
+    # itself: 130 for Ctrl-C.
+    if not isinstance(status, int) or isinstance(status, bool):
+        return 0
+    if status == EXIT_INTERRUPTED:
+        echo("paperbot: interrupted", err=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot import locations
@@ -141,6 +141,11 @@ class LLMPromptSettings(BaseModel):
         0.5, description="A rewritten follow-up must keep this share of the question's content words."
     )
     max_rewrite_chars: int = Field(1000, description="A longer standalone question from the model is rejected.")
+    echo_words: int = Field(
+        8,
+        ge=3,
+        description="A completion repeating this many words of the prompt's instructions in a row is not shown.",
+    )
 
 
 class SummarySettings(BaseModel):
@@ -218,18 +223,18 @@ class Settings(BaseSettings):
 
     # Chroma server mode: set a host to use `chroma run` instead of the embedded store.
     chroma_host: str | None = Field(None, description="Host of a `chroma run` server; unset means embedded.")
-    chroma_port: int = Field(8000, description="Port of the `chroma run` server.")
+    chroma_port: int = Field(8000, ge=1, le=65535, description="Port of the `chroma run` server.")
 
     # Chunking and embedding.
-    chunk_size: int = Field(160, description="Chunk length in word pieces (MiniLM truncates at 256).")
-    chunk_overlap: int = Field(32, description="Word pieces shared by neighbouring chunks.")
-    embed_batch_size: int = Field(32, description="Texts per embedding batch.")
+    chunk_size: int = Field(160, ge=16, description="Chunk length in word pieces (MiniLM truncates at 256).")
+    chunk_overlap: int = Field(32, ge=0, description="Word pieces shared by neighbouring chunks.")
+    embed_batch_size: int = Field(32, ge=1, description="Texts per embedding batch.")
 
     # Retrieval.
-    top_k: int = Field(5, description="Papers handed to the answer step.")
-    candidate_k: int = Field(30, description="Chunks each retriever contributes before fusion.")
-    dense_weight: float = Field(0.5, description="Weight of the dense ranking in the fusion.")
-    sparse_weight: float = Field(0.5, description="Weight of the BM25 ranking in the fusion.")
+    top_k: int = Field(5, ge=1, description="Papers handed to the answer step.")
+    candidate_k: int = Field(30, ge=1, description="Chunks each retriever contributes before fusion.")
+    dense_weight: float = Field(0.5, ge=0, description="Weight of the dense ranking in the fusion.")
+    sparse_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in the fusion.")
 
     # Answering.
     mode: AnswerMode = Field("auto", description="auto (LLM when configured), extractive or llm.")
@@ -244,7 +249,7 @@ class Settings(BaseSettings):
         0.57, description="Answers whose coverage is below this are shown as low confidence (may not answer)."
     )
     sentence_floor: float = Field(0.336, description="An answer sentence must score at least this much.")
-    answer_sentences: int = Field(4, description="Most sentences in an extractive answer.")
+    answer_sentences: int = Field(4, ge=1, description="Most sentences in an extractive answer.")
     answer_min_ratio: float = Field(
         0.75, description="An answer sentence must score this share of the best one (tuned on dev)."
     )
@@ -270,10 +275,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PAPERBOT_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
         description="Base URL of an OpenAI-compatible server.",
     )
-    llm_timeout: float = Field(60.0, description="Seconds to wait for the server.")
-    llm_max_retries: int = Field(2, description="Retries of the openai client (it honours Retry-After).")
-    llm_context_window: int = Field(8192, description="The model's context window in tokens.")
-    llm_max_tokens: int = Field(512, description="Most tokens the model may write.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the server.")
+    llm_max_retries: int = Field(2, ge=0, description="Retries of the openai client (it honours Retry-After).")
+    llm_context_window: int = Field(8192, ge=1, description="The model's context window in tokens.")
+    llm_max_tokens: int = Field(512, ge=1, description="Most tokens the model may write.")
     llm_temperature: float = Field(0.1, description="Sampling temperature.")
     doctor_timeout: float = Field(
         default=5.0, description="Seconds `paperbot doctor` waits for the LLM server's /models answer."
@@ -286,10 +291,44 @@ class Settings(BaseSettings):
 
     # Chat UI.
     host: str = Field("127.0.0.1", description="Address the chat app binds.")
-    port: int = Field(7860, description="Port of the chat app.")
+    port: int = Field(7860, ge=1, le=65535, description="Port of the chat app.")
     auth: str | None = Field(None, description='Chat app login as "user:password".')
-    concurrency_limit: int = Field(4, description="Answers the chat app computes at once.")
-    max_turns: int = Field(8, description="Turns of chat history kept for follow-ups.")
+    concurrency_limit: int = Field(4, ge=1, description="Answers the chat app computes at once.")
+    max_turns: int = Field(8, ge=0, description="Turns of chat history kept for follow-ups.")
+    auth_max_failures: int = Field(
+        5, ge=1, description="Failed logins (PAPERBOT_AUTH) in a row before the login is locked for a while."
+    )
+    auth_lockout_seconds: float = Field(
+        30.0, gt=0, description="How long logins are refused after too many failures; doubles each time it recurs."
+    )
+
+    # Reliability.
+    max_abstract_chars: int = Field(
+        20_000, ge=100, description="Longest abstract indexed; a longer one is reported and skipped."
+    )
+    index_lock_timeout: float = Field(
+        600.0, ge=0, description="Seconds `paperbot index` waits for another writer of the same store, then fails."
+    )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _decodable(cls, value: Any) -> Any:
+        # Undecodable bytes in the environment arrive as lone surrogates (as bot.text.has_lone_surrogate tests).
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the value holds bytes that are not valid UTF-8") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
 
     @field_validator("collection")
     @classmethod
@@ -308,6 +347,26 @@ class Settings(BaseSettings):
         return self.openai_api_key is not None or self.openai_base_url is not None
 
 
+def settings_error(exc: ValidationError) -> SettingsError:
+    """The first problem of a settings validation as one line naming the variable (never a secret's value)."""
+    error = exc.errors()[0]
+    field = "__".join(str(p) for p in error["loc"]).upper()
+    name = (field if field.startswith(("PAPERBOT_", "OPENAI_")) else f"PAPERBOT_{field}") if field else "settings"
+    secret = any(word in field for word in ("KEY", "AUTH"))
+    value = "" if secret or not field else "=" + " ".join(repr(error.get("input"))[:80].split())
+    message = " ".join(error["msg"].split())
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return SettingsError(f"{name}{value}: {message[0].lower() + message[1:]}{more}")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``overrides``; a bad value raises :class:`SettingsError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

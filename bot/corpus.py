@@ -18,13 +18,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.config import Settings
 from bot.errors import UserError
 from bot.latex import latex_to_text
 from bot.normalize import ARXIV_ID_IN_TEXT as _ARXIV_ID
-from bot.normalize import BARE_ARXIV_ID, drop_reference_marks, normalize_abstract, normalize_title
+from bot.normalize import BARE_ARXIV_ID, clean_whitespace, drop_reference_marks, normalize_abstract, normalize_title
 from bot.normalize import LATEX_CMD as _LATEX_CMD
-from bot.normalize import clean_whitespace as _clean
+from bot.safety import strip_controls
 from bot.schema import Paper
+from bot.text import file_lines, has_lone_surrogate, token_f1
 
 SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv", ".bib"}
 
@@ -40,7 +42,10 @@ _HTTP_URL = re.compile(r"https?://")
 _YEAR_IN = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 # A journal reference glued to the next abstract: "...pp.THAPP02Deep generative..."
 _GLUE = re.compile(r"(?<=[0-9a-z.)\]])(?=[A-Z][a-z]+[ ,])")
-_MIN_ABSTRACT_CHARS = 100
+MIN_ABSTRACT_CHARS = 100  # shorter text is a title, a comment or a stub, in any format
+# Entries with one arXiv id are one paper when their abstracts share this much (token F1):
+# a revised abstract keeps most of its words, a different paper shares few.
+SAME_ABSTRACT_F1 = 0.5
 _MAX_TITLE_CHARS = 300
 
 
@@ -83,8 +88,13 @@ class SourceError(UserError, ValueError):
     """A source file that cannot be read at all."""
 
 
+def _clean(text: str) -> str:
+    """One line of plain text: NFKC, no terminal escapes or control characters, single spaces."""
+    return clean_whitespace(strip_controls(text))
+
+
 def _looks_like_abstract(line: str) -> bool:
-    return len(line) >= _MIN_ABSTRACT_CHARS
+    return len(line) >= MIN_ABSTRACT_CHARS
 
 
 def _is_header(line: str) -> bool:
@@ -97,7 +107,7 @@ def parse_listing(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
     entries: list[Entry] = []
     problems: list[Problem] = []
     pending: tuple[str, int] | None = None  # a title waiting for its abstract
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(file_lines(text), start=1):
         line = _clean(raw)
         if not line or _is_header(line):
             continue
@@ -140,7 +150,7 @@ def parse_arxiv_list(text: str, source: str) -> tuple[list[Entry], list[Problem]
             first, _, rest = segment.partition("\n")
             glue = _GLUE.search(first, 7)
             segment = (first[glue.start() :] if glue else "") + ("\n" + rest if rest else "")
-        lines = [_clean(x) for x in segment.splitlines() if _clean(x)]
+        lines = [_clean(x) for x in file_lines(segment) if _clean(x)]
         if not lines:
             problems.append(Problem(source, seg_line, f"arXiv:{match.group(1)} has no abstract; skipped"))
             continue
@@ -166,39 +176,55 @@ def parse_arxiv_list(text: str, source: str) -> tuple[list[Entry], list[Problem]
     return entries, problems
 
 
+def _text_field(record: dict, key: str) -> str:
+    """A record's text value, cleaned; "" when absent. Numbers, lists and objects are not text."""
+    value = record.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"'{key}' must be text, not {type(value).__name__}")
+    if has_lone_surrogate(value):
+        raise ValueError(f"'{key}' is not valid Unicode (a lone surrogate escape)")
+    return _clean(value)
+
+
 def _record_to_entry(record: dict, source: str, line: int) -> Entry:
     if not isinstance(record, dict):
         raise ValueError("not an object")
-    title = _clean(str(record.get("title") or ""))
-    abstract = _clean(str(record.get("abstract") or ""))
+    title = _text_field(record, "title")
+    abstract = _text_field(record, "abstract")
     if not title:
         raise ValueError("missing 'title'")
     if not abstract:
         raise ValueError("missing 'abstract'")
-    arxiv_id = str(record.get("arxiv_id") or "").strip().removeprefix("arXiv:") or None
+    arxiv_id = _text_field(record, "arxiv_id").removeprefix("arXiv:") or None
     if arxiv_id and not re.fullmatch(r"\d{4}\.\d{4,5}(v\d+)?|[a-z\-]+(\.[A-Z]{2})?/\d{7}", arxiv_id):
         raise ValueError(f"bad 'arxiv_id' {arxiv_id!r}")
     year = record.get("year")
     if year not in (None, ""):
+        if isinstance(year, bool) or not isinstance(year, int | str):
+            raise ValueError(f"bad 'year' {year!r}")
         try:
             year = int(year)
-        except (TypeError, ValueError):
+        except ValueError:
             raise ValueError(f"bad 'year' {year!r}") from None
     else:
         year = _year_from_arxiv(arxiv_id) if arxiv_id and "." in arxiv_id else None
     authors = record.get("authors") or []
     if isinstance(authors, str):
-        authors = [a.strip() for a in re.split(r";|,| and ", authors) if a.strip()]
-    url = str(record.get("url") or "").strip() or None
+        authors = [a.strip() for a in re.split(r";|,| and ", _text_field(record, "authors")) if a.strip()]
+    elif not isinstance(authors, list) or not all(isinstance(a, str) and not has_lone_surrogate(a) for a in authors):
+        raise ValueError("'authors' must be text or a list of names")
+    url = _text_field(record, "url") or None
     if url and not _HTTP_URL.match(url):
         raise ValueError(f"bad 'url' {url!r} (must start with http:// or https://)")
-    doi = str(record.get("doi") or "").strip().removeprefix("https://doi.org/") or None
-    return Entry(title, abstract, source, line, arxiv_id, url, year, [str(a) for a in authors], doi)
+    doi = _text_field(record, "doi").removeprefix("https://doi.org/") or None
+    return Entry(title, abstract, source, line, arxiv_id, url, year, [_clean(a) for a in authors], doi)
 
 
 def parse_jsonl(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
     entries, problems = [], []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(file_lines(text), start=1):
         if not raw.strip():
             continue
         try:
@@ -211,16 +237,36 @@ def parse_jsonl(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
 
 
 def parse_csv(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
+    """A CSV file with a header naming at least title and abstract; each bad row is reported at the line it starts."""
     entries, problems = [], []
-    reader = csv.DictReader(text.splitlines())
-    missing = {"title", "abstract"} - set(reader.fieldnames or [])
+    # Lines as editors count them (csv's line_num then matches); quoted fields may span lines.
+    reader = csv.DictReader([line + "\n" for line in file_lines(text)])
+    try:
+        fieldnames = reader.fieldnames or []
+    except csv.Error as exc:
+        return [], [Problem(source, 1, f"CSV header is not valid CSV ({exc}); file skipped")]
+    missing = {"title", "abstract"} - set(fieldnames)
     if missing:
         return [], [Problem(source, 1, f"CSV header lacks {sorted(missing)}; file skipped")]
-    for record in reader:
+    width = len(fieldnames)
+    while True:
+        line = reader.line_num + 1
         try:
-            entries.append(_record_to_entry(record, source, reader.line_num))
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(Problem(source, line, f"not valid CSV ({exc}); skipped"))
+            continue
+        if None in record or None in record.values():
+            # csv.DictReader files extra values under None and fills missing ones with None.
+            got = width + len(record.get(None) or []) - sum(v is None for k, v in record.items() if k is not None)
+            problems.append(Problem(source, line, f"row has {got} fields, the header has {width}; skipped"))
+            continue
+        try:
+            entries.append(_record_to_entry(record, source, line))
         except ValueError as exc:
-            problems.append(Problem(source, reader.line_num, f"{exc}; skipped"))
+            problems.append(Problem(source, line, f"{exc}; skipped"))
     return entries, problems
 
 
@@ -291,9 +337,9 @@ def parse_bibtex(text: str, source: str) -> tuple[list[Entry], list[Problem]]:
     return entries, sorted(problems, key=lambda problem: problem.line or 0)
 
 
-def read_source(path: Path) -> tuple[list[Entry], list[Problem]]:
-    """Parse one source file, choosing the format from its suffix and content."""
-    name = path.name
+def read_source(path: Path, name: str | None = None) -> tuple[list[Entry], list[Problem]]:
+    """Parse one source file, choosing the format from its suffix and content; ``name`` labels its entries."""
+    name = name or path.name
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -314,7 +360,7 @@ def read_source(path: Path) -> tuple[list[Entry], list[Problem]]:
         return parse_bibtex(text, name)
     if (
         _ARXIV_ID.search(text)
-        and len(_ARXIV_ID.findall(text)) * 3 >= len([ln for ln in text.splitlines() if ln.strip()]) // 2
+        and len(_ARXIV_ID.findall(text)) * 3 >= len([ln for ln in file_lines(text) if ln.strip()]) // 2
     ):
         return parse_arxiv_list(text, name)
     return parse_listing(text, name)
@@ -412,16 +458,110 @@ def merge_entries(entries: list[Entry]) -> list[Paper]:
     return papers
 
 
-def load_corpus(paths: list[Path]) -> tuple[list[Paper], CorpusReport]:
-    """Read every source under ``paths`` and return distinct papers plus a report."""
+def check_sizes(entries: list[Entry], max_chars: int) -> tuple[list[Entry], list[Problem]]:
+    """Entries whose abstract is between :data:`MIN_ABSTRACT_CHARS` and ``max_chars`` long; the rest reported."""
+    kept: list[Entry] = []
+    problems: list[Problem] = []
+    for entry in entries:
+        size = len(entry.abstract)
+        if size < MIN_ABSTRACT_CHARS:
+            problems.append(
+                Problem(
+                    entry.source,
+                    entry.line,
+                    f"abstract too short ({size} characters, at least {MIN_ABSTRACT_CHARS}); skipped",
+                )
+            )
+        elif size > max_chars:
+            problems.append(
+                Problem(
+                    entry.source,
+                    entry.line,
+                    f"abstract too long ({size:,} characters, at most {max_chars:,}: PAPERBOT_MAX_ABSTRACT_CHARS); skipped",
+                )
+            )
+        else:
+            kept.append(entry)
+    return kept, problems
+
+
+def _same_paper(a: Entry, b: Entry) -> bool:
+    if a.title and b.title and normalize_title(a.title) == normalize_title(b.title):
+        return True
+    return token_f1(a.abstract, b.abstract) >= SAME_ABSTRACT_F1
+
+
+def arxiv_conflicts(entries: list[Entry]) -> tuple[list[Entry], list[Problem]]:
+    """Drop entries that reuse an earlier entry's arXiv id for a different paper, reporting each.
+
+    Two entries are the same paper when their titles match or their abstracts share most
+    words (a revised abstract still does); otherwise the later one is reported and skipped.
+    """
+    first: dict[str, list[Entry]] = {}
+    kept: list[Entry] = []
+    problems: list[Problem] = []
+    for entry in entries:
+        key = re.sub(r"v\d+$", "", entry.arxiv_id) if entry.arxiv_id else None
+        group = first.setdefault(key, []) if key else None
+        if group and not any(_same_paper(entry, other) for other in group):
+            other = group[0]
+            problems.append(
+                Problem(
+                    entry.source,
+                    entry.line,
+                    f"arXiv:{key} is already {other.title or 'the paper'!r} ({other.source}:{other.line}), "
+                    "a different paper; skipped",
+                )
+            )
+            continue
+        if group is not None:
+            group.append(entry)
+        kept.append(entry)
+    return kept, problems
+
+
+def source_names(files: list[Path]) -> dict[Path, str]:
+    """Each file's name in reports and filters: its base name, or enough of its path to tell it apart."""
+    names: dict[Path, str] = {}
+    for path in files:
+        parts = path.resolve().parts
+        depth = 1
+        while depth < len(parts):
+            name = "/".join(parts[-depth:])
+            clash = [
+                other
+                for other in files
+                if other.resolve() != path.resolve() and "/".join(other.resolve().parts[-depth:]) == name
+            ]
+            if not clash:
+                break
+            depth += 1
+        names[path] = "/".join(parts[-depth:])
+    return names
+
+
+def load_corpus(paths: list[Path], max_abstract_chars: int | None = None) -> tuple[list[Paper], CorpusReport]:
+    """Read every source under ``paths`` and return distinct papers plus a report.
+
+    ``max_abstract_chars`` defaults to the setting's default (PAPERBOT_MAX_ABSTRACT_CHARS).
+    Every entry that is not indexed is in ``report.problems`` with its file and line;
+    two source files never share a name in the report (see :func:`source_names`).
+    """
+    if max_abstract_chars is None:
+        max_abstract_chars = Settings.model_fields["max_abstract_chars"].default
     report = CorpusReport()
     entries: list[Entry] = []
-    for path in source_files(paths):
-        found, problems = read_source(path)
-        report.files[path.name] = len(found)
+    files = source_files(paths)
+    names = source_names(files)
+    for path in files:
+        found, problems = read_source(path, names[path])
+        found, too_big = check_sizes(found, max_abstract_chars)
+        report.files[names[path]] = len(found)
         report.read[path.resolve()] = len(found)
-        report.problems.extend(problems)
+        report.problems.extend(problems + too_big)
         entries.extend(found)
+    entries, conflicts = arxiv_conflicts(entries)
+    report.problems.extend(conflicts)
     papers = merge_entries(entries)
     report.entries = len(entries)
     report.papers = len(papers)

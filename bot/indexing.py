@@ -5,18 +5,37 @@ the live index) is written in one Chroma upsert *after* every new chunk is
 stored and *before* any old chunk is deleted. Readers only trust chunks named
 in the manifest, so a build killed at any point leaves the previous index
 whole and queryable, and the next run finishes the job.
+
+Generations: each manifest written carries a generation number one above the
+last, and every chunk is stored with the generation of the build that stored it
+(metadata ``generation``). Readers query Chroma with ``generation <= manifest's``,
+so chunks of an unfinished build never take a candidate slot.
+
+One writer per store: :func:`sync` holds :func:`writer_lock` (a file lock in the
+store folder; for a Chroma server, one per host, port and collection on this
+machine) while it reads the sources and writes; a second writer waits up to
+``index_lock_timeout`` seconds, then fails with a message. Readers take no lock.
+
+Chunk ids are unique: they hash the model, paper, title and chunk text, and an
+abstract that repeats its own text gets a numbered id for each repeat.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
@@ -28,7 +47,10 @@ from bot.errors import UserError
 from bot.schema import Chunk, Paper
 
 MANIFEST_ID = "manifest"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifests and chunks carry a generation
+GENERATION_KEY = "generation"
+LOCK_NAME = "paperbot-index.lock"
+DELETE_BATCH = 500  # ids per Chroma get/update/delete call
 
 
 class IndexError_(UserError, RuntimeError):
@@ -56,10 +78,12 @@ class Manifest:
     model: str = MODEL_NAME
     chunking: dict[str, int] = field(default_factory=dict)
     version: int = FORMAT_VERSION
+    generation: int = 0  # 0: an index from before generations; its chunks are not filtered by one
 
     def to_json(self) -> str:
         data = {
             "version": self.version,
+            "generation": self.generation,
             "model": self.model,
             "chunking": self.chunking,
             "extra_sources": self.extra_sources,
@@ -80,6 +104,7 @@ class Manifest:
             model=data["model"],
             chunking=data.get("chunking", {}),
             version=data.get("version", 0),
+            generation=data.get("generation", 0),
         )
 
     def stats(self) -> dict[str, Any]:
@@ -171,8 +196,8 @@ class Store:
         """Embeddings of ``ids`` in that order."""
         out = np.zeros((len(ids), 384), dtype=np.float32)
         pos = {cid: i for i, cid in enumerate(ids)}
-        for start in range(0, len(ids), 500):
-            got = self.chunks.get(ids=ids[start : start + 500], include=["embeddings"])
+        for start in range(0, len(ids), DELETE_BATCH):
+            got = self.chunks.get(ids=ids[start : start + DELETE_BATCH], include=["embeddings"])
             for cid, emb in zip(got["ids"], got["embeddings"], strict=True):
                 out[pos[cid]] = emb
         return out
@@ -188,13 +213,23 @@ def splitter(settings: Settings) -> SentenceSplitter:
     )
 
 
+def _chunk_id(*parts: object) -> str:
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:20]
+
+
 def chunk_papers(papers: list[Paper], settings: Settings) -> list[Chunk]:
+    """Each paper's chunks, with ids unique across the corpus (a repeated chunk gets a numbered id)."""
     split = splitter(settings)
     chunks: list[Chunk] = []
+    taken: set[str] = set()
     for paper in papers:
         for position, text in enumerate(split.split_text(paper.abstract)):
-            key = json.dumps([MODEL_NAME, paper.paper_id, paper.title, text])
-            chunk_id = hashlib.sha1(key.encode()).hexdigest()[:20]
+            chunk_id = _chunk_id(MODEL_NAME, paper.paper_id, paper.title, text)
+            repeat = 1
+            while chunk_id in taken:  # the abstract repeats its own text
+                chunk_id = _chunk_id(MODEL_NAME, paper.paper_id, paper.title, text, repeat)
+                repeat += 1
+            taken.add(chunk_id)
             chunks.append(Chunk(chunk_id=chunk_id, paper_id=paper.paper_id, text=text, position=position))
     return chunks
 
@@ -239,6 +274,69 @@ def _nothing_read(given: list[Path], report: CorpusReport) -> str:
     return "; ".join(reasons or [f"{name}: no entries" for name in sorted(names)]) + " (the index is unchanged)"
 
 
+def lock_path(settings: Settings) -> Path:
+    """The writer lock's file: in the store folder, or for a server one per host, port and collection."""
+    if settings.chroma_host:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{settings.chroma_host}-{settings.chroma_port}-{settings.collection}")
+        return Path(tempfile.gettempdir()) / f"paperbot-{name}.lock"
+    return settings.store_dir / LOCK_NAME
+
+
+@contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """Hold the store's writer lock; wait for another writer up to ``index_lock_timeout`` seconds."""
+    path = lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        where = _store_name(settings)
+        print(
+            f"paperbot: another `paperbot index` is writing the {where}; waiting for it "
+            f"(at most {settings.index_lock_timeout:g} s, PAPERBOT_INDEX_LOCK_TIMEOUT)",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            lock.acquire(timeout=settings.index_lock_timeout)
+        except Timeout:
+            raise IndexError_(
+                f"another `paperbot index` kept the {where} locked for {settings.index_lock_timeout:g} s "
+                f"(lock file {path}); try again when it has finished"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _store_name(settings: Settings) -> str:
+    if settings.chroma_host:
+        return f"Chroma server at {settings.chroma_host}:{settings.chroma_port}"
+    return f"Chroma store at {settings.store_dir}"
+
+
+def _generations(store: Store, ids: set[str]) -> dict[str, tuple[int | None, dict[str, Any]]]:
+    """Each stored chunk's generation (None before generations existed) and metadata."""
+    out: dict[str, tuple[int | None, dict[str, Any]]] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), DELETE_BATCH):
+        got = store.chunks.get(ids=ordered[start : start + DELETE_BATCH], include=["metadatas"])
+        for cid, meta in zip(got["ids"], got["metadatas"], strict=True):
+            out[cid] = ((meta or {}).get(GENERATION_KEY), dict(meta or {}))
+    return out
+
+
+def _tag_untagged(store: Store, tags: dict[str, tuple[int | None, dict[str, Any]]], generation: int) -> None:
+    untagged = [(cid, meta) for cid, (gen, meta) in tags.items() if gen is None]
+    for start in range(0, len(untagged), DELETE_BATCH):
+        part = untagged[start : start + DELETE_BATCH]
+        store.chunks.update(
+            ids=[cid for cid, _ in part], metadatas=[meta | {GENERATION_KEY: generation} for _, meta in part]
+        )
+
+
 def sync(
     settings: Settings,
     paths: list[Path] | None = None,
@@ -247,12 +345,24 @@ def sync(
     store: Store | None = None,
     forget: list[Path] | None = None,
 ) -> SyncResult:
-    """Bring the index in line with the sources; embed only what is new.
+    """Bring the index in line with the sources; embed only what is new. Holds the writer lock.
 
     ``paths`` are added to the collection's remembered sources, ``forget`` removed from them;
     remembered paths that no longer exist are dropped (reported). Paths given that hold no
     readable entry raise :class:`NothingToIndex` before anything is written.
     """
+    with writer_lock(settings):
+        return _sync(settings, paths, rebuild, progress, store, forget)
+
+
+def _sync(
+    settings: Settings,
+    paths: list[Path] | None,
+    rebuild: bool,
+    progress: bool,
+    store: Store | None,
+    forget: list[Path] | None,
+) -> SyncResult:
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -262,6 +372,7 @@ def sync(
             raise SourceError(f"{path}: no such file or folder")
     store = store or Store(settings)
     old = store.load_manifest()
+    generation = (old.generation if old else 0) + 1  # the generation this run writes, if it writes
     base = settings.base_sources.resolve() if settings.base_sources else None
     remembered = [Path(p) for p in (old.extra_sources if old else [])]
     for path in forget or []:
@@ -280,7 +391,7 @@ def sync(
             f"`paperbot index --collection {settings.collection} FILE`"
         )
     extra = [str(path) for path in remembered]
-    papers, report = load_corpus(source_paths)
+    papers, report = load_corpus(source_paths, settings.max_abstract_chars)
     if given and not any(n for file, n in report.read.items() if any(_within(file, path) for path in given)):
         raise NothingToIndex(_nothing_read(given, report))
     report.problems[:0] = [
@@ -306,27 +417,34 @@ def sync(
                     ids=[n.node_id for n in nodes],
                     embeddings=vectors.tolist(),
                     documents=[n.text for n in nodes],
-                    # The layout LlamaIndex's ChromaVectorStore reads back into nodes.
-                    metadatas=[node_to_metadata_dict(n, remove_text=True, flat_metadata=True) for n in nodes],
+                    # The layout LlamaIndex's ChromaVectorStore reads back into nodes, plus the generation.
+                    metadatas=[
+                        node_to_metadata_dict(n, remove_text=True, flat_metadata=True) | {GENERATION_KEY: generation}
+                        for n in nodes
+                    ],
                 )
                 bar.update(len(part))
         result.embed_seconds = time.perf_counter() - embed_started
         result.added = len(todo)
 
-    manifest = Manifest(
-        papers=papers,
-        chunks=chunks,
-        report=_report_dict(report),
-        extra_sources=extra,
-        chunking={"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap},
-    )
-    if old is None or old.to_json() != manifest.to_json():
+    live = {c.chunk_id for c in chunks}
+    chunking = {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap}
+    manifest = Manifest(papers, chunks, _report_dict(report), extra, chunking=chunking, generation=generation)
+    tags = _generations(store, live & existing)
+    # A kept chunk that a killed run re-stored carries a newer generation than the manifest: write anew.
+    tags_fit = old is not None and all(gen is not None and gen <= old.generation for gen, _ in tags.values())
+    if not todo and tags_fit and old.to_json() == replace(manifest, generation=old.generation).to_json():
+        manifest = old
+    else:
+        _tag_untagged(store, tags, generation)
         store.write_manifest(manifest)
         result.manifest_written = True
-    live = {c.chunk_id for c in chunks}
-    stale = sorted(existing - live)
-    for start in range(0, len(stale), 500):
-        store.chunks.delete(ids=stale[start : start + 500])
+    # Another machine's writer (server mode) may have written since: never delete what the stored manifest names.
+    current = store.load_manifest()
+    keep = {c.chunk_id for c in current.chunks} if current is not None else set()
+    stale = sorted(existing - live - keep)
+    for start in range(0, len(stale), DELETE_BATCH):
+        store.chunks.delete(ids=stale[start : start + DELETE_BATCH])
     result.removed = len(stale)
     result.manifest = manifest
     result.total_seconds = time.perf_counter() - started
@@ -354,6 +472,15 @@ def list_collections(settings: Settings) -> list[CollectionInfo]:
         if manifest is not None:
             found.append(CollectionInfo(name, len(manifest.papers), len(manifest.chunks), manifest.extra_sources))
     return found
+
+
+def require_papers(manifest: Manifest, settings: Settings) -> None:
+    """Raise a clear error when the index holds no papers (nothing can be searched or answered)."""
+    if not manifest.chunks:
+        raise IndexError_(
+            f"the index is empty: collection {settings.collection!r} holds no papers; "
+            "add papers with `paperbot index FILE` (JSONL, CSV, BibTeX or listing pages)"
+        )
 
 
 def open_index(settings: Settings, progress: bool = True, store: Store | None = None) -> tuple[Store, Manifest]:

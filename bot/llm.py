@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.locations import MissingPrompt, prompt_path
+from bot.safety import clean, secrets_of
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -163,9 +164,7 @@ def describe_failure(exc: BaseException, settings: Settings) -> str:
         reason = f"the server sent an error: {_error_message(exc)}"
     else:
         reason = f"HTTP error: {type(exc).__name__}"
-    if settings.openai_api_key:
-        reason = reason.replace(settings.openai_api_key.get_secret_value(), "***")
-    return reason
+    return clean(reason, secrets_of(settings))
 
 
 def _error_message(exc: Any) -> str:

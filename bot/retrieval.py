@@ -13,12 +13,13 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.retrievers.bm25 import BM25Retriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from bot.config import Settings
 from bot.embedding import MiniLMEmbedding, TokenVectors, get_encoder
-from bot.indexing import Manifest, Store, to_node
+from bot.indexing import GENERATION_KEY, Manifest, Store, to_node
 from bot.schema import Hit, Paper
 from bot.text import split_sentences, stopwords
 
@@ -126,7 +127,16 @@ class HybridRetriever:
         vector_index = VectorStoreIndex.from_vector_store(
             ChromaVectorStore(chroma_collection=store.chunks), embed_model=self.embed_model
         )
-        self._dense = LiveChunksRetriever(vector_index.as_retriever(similarity_top_k=k), set(self._chunk_ids))
+        # Chunks stored by a later, unfinished build carry a higher generation: Chroma leaves them out.
+        live = (
+            MetadataFilters(
+                filters=[MetadataFilter(key=GENERATION_KEY, value=manifest.generation, operator=FilterOperator.LTE)]
+            )
+            if manifest.generation
+            else None
+        )
+        dense = vector_index.as_retriever(similarity_top_k=k, filters=live)
+        self._dense = LiveChunksRetriever(dense, set(self._chunk_ids))
         import Stemmer
 
         self._stemmer = Stemmer.Stemmer("english")

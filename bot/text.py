@@ -39,6 +39,10 @@ _ABBREV = (
     r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)(?<!\bvs)(?<!\bcf)(?<!\bFig)(?<!\bEq)(?<!\bw\.r\.t)(?<!\bresp)(?<!\bapprox)"
 )
 _SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# Lone surrogates: what Python makes of undecodable bytes (argv, env) and of bad JSON "\\udXXX" escapes.
+SURROGATES = "\ud800-\udfff"
+# Unicode "format" characters (category Cf): zero-width space/joiners, word joiner, BOM, bidi marks.
+_FORMAT_CHARS = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 
 
 @lru_cache(maxsize=1)
@@ -53,11 +57,30 @@ class BadQuestion(UserError, ValueError):
     """A question paperbot will not run; the message is for the user."""
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate: an undecodable byte (argv, env) or a bad JSON escape.
+
+    Such text cannot be encoded as UTF-8, which is the test (bot.config applies the same one).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def check_question(question: object) -> str:
-    """Return the cleaned question or raise :class:`BadQuestion` with a one-line reason."""
+    """Return the cleaned question or raise :class:`BadQuestion` with a one-line reason.
+
+    The one validator for every question that enters (argv, HTTP, eval datasets):
+    invisible format characters (zero-width spaces, joiners, BOMs, bidi marks) are
+    removed before anything is counted; undecodable bytes are refused.
+    """
     if not isinstance(question, str):
         raise BadQuestion("the question must be text")
-    text = unicodedata.normalize("NFKC", question).strip()
+    if has_lone_surrogate(question):
+        raise BadQuestion("the question is not valid UTF-8 text (it holds undecodable bytes)")
+    text = _FORMAT_CHARS.sub("", unicodedata.normalize("NFKC", question)).strip()
     if not text:
         raise BadQuestion("the question is empty")
     if len(text) > MAX_QUESTION_CHARS:
@@ -73,6 +96,18 @@ def split_sentences(text: str) -> list[str]:
     """Split an abstract into sentences, keeping decimals and common abbreviations whole."""
     parts = _SENTENCE_END.split(text.strip())
     return [p.strip() for p in parts if p.strip()]
+
+
+def file_lines(text: str) -> list[str]:
+    """A file's lines as editors number them: split at "\n" only ("\r\n" too).
+
+    Not ``str.splitlines``, which also splits at "\r", form feeds, U+2028 and the like:
+    those can sit inside a JSON string, and would shift every later line number.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def tokens(text: str) -> list[str]:

@@ -13,6 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests: CI runs a bounded number of examples with a fixed seed (derandomize), so a
+# failure reproduces; locally "dev" draws new examples each run, and HYPOTHESIS_PROFILE=long
+# runs twenty times as many (tests/test_properties.py).
+PROPERTY_EXAMPLES = 100
+hypothesis_settings.register_profile("ci", max_examples=PROPERTY_EXAMPLES, derandomize=True, deadline=None)
+hypothesis_settings.register_profile("dev", max_examples=PROPERTY_EXAMPLES, deadline=None)
+hypothesis_settings.register_profile("long", max_examples=20 * PROPERTY_EXAMPLES, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "index" / "sources"

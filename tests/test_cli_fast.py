@@ -66,7 +66,6 @@ def test_search_ranks_the_paper_first(cli):
     ("argv", "message"),
     [
         (["ask", "   "], "the question is empty"),
-        (["ask", FRACTAL_QUESTION, "--mode", "bogus"], "unknown mode 'bogus'"),
         (["search", "\x00\x01\x02\x03"], "not readable text"),
     ],
 )
@@ -80,3 +79,6 @@ def test_bad_input_is_one_line_and_exit_1(cli, capsys, argv, message):
 def test_usage_error_exits_2(cli, capsys):
     assert main(["ask"]) == 2
     assert "Missing argument" in capsys.readouterr().err
+    # A bad option value is a usage error too, found before the engine loads.
+    assert main(["ask", FRACTAL_QUESTION, "--mode", "bogus"]) == 2
+    assert "unknown mode 'bogus'" in capsys.readouterr().err

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from bot.errors import UserError
 from bot.normalize import GoldIndex
 from bot.schema import Paper
+from bot.text import BadQuestion, check_question, file_lines, has_lone_surrogate
 
 Style = Literal["plain", "keyword", "chatty", "typo", "expert"]
 UnanswerableKind = Literal["near_miss", "general"]
@@ -75,6 +76,14 @@ def _texts(value: Any, field: str) -> list[str]:
 
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _decodable(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and has_lone_surrogate(t) for t in texts):
+            raise ValueError("not valid UTF-8 text (a lone surrogate escape)")
+        return value
 
     @field_validator("gold", "gold_added", mode="before", check_fields=False)
     @classmethod
@@ -198,7 +207,7 @@ def _problem(error: ValidationError) -> str:
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return file_lines(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise DatasetError(f"dataset {path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -242,6 +251,11 @@ def read_rows(path: Path, model: type[R]) -> tuple[list[tuple[int, R]], list[str
 def load_dataset(path: Path) -> list[EvalQuestion]:
     """Read a JSONL question set; malformed lines raise one :class:`DatasetError` naming each."""
     rows, problems = read_rows(path, QuestionRow)
+    for number, row in rows:
+        try:
+            check_question(row.question)  # the rule every question that enters passes
+        except BadQuestion as exc:
+            problems.append(f"{path} line {number}: {exc}")
     if problems:
         raise DatasetError(problems)
     if not rows:

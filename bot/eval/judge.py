@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from bot.eval.metrics import group_records, mean
 from bot.eval.results import GroupMetrics, JudgeResult, QuestionResult
+from bot.safety import clean
 
 if TYPE_CHECKING:
     from bot.answer import Engine
@@ -85,7 +86,7 @@ def run_judge(engine: Engine, records: list[QuestionResult], progress: bool = Tr
             answer=record.answer,
         )
         try:
-            reply = llm.complete(prompt).text
+            reply = clean(llm.complete(prompt).text)
         except model_errors() as exc:  # reported; the run goes on
             errors.append(f"{record.id}: {describe_failure(exc, engine.settings)}")
             continue

@@ -30,6 +30,7 @@ from bot.eval.judge import JUDGE_KEYS, run_judge
 from bot.eval.metrics import SupportChecker, add_answer_cosines, aggregate, score_question
 from bot.eval.report import change_line, group_tables, metric_table, render_report, write_chart
 from bot.eval.results import EvalRun, QuestionResult, RunMeta
+from bot.outputs import folder_problem
 from bot.schema import Answer, Hit
 
 if TYPE_CHECKING:
@@ -181,6 +182,8 @@ def run_command(
     _check_retriever(retriever)
     if baseline is None and update_baseline:
         baseline = DEFAULT_BASELINE
+    if out is not None and (problem := folder_problem(Path(out))):
+        raise EvalError(problem)  # before the run, not after it
     # Updating may create the file; otherwise a missing baseline is an error.
     old: Baseline | None = None
     if baseline is not None and (not update_baseline or baseline.exists()):

@@ -11,6 +11,7 @@ from llama_index.core.llms import LLM, ChatMessage
 from bot.answer import Engine
 from bot.citations import map_markers, strip_markers, verify, with_marker
 from bot.llm import fill, load_prompt, reading_model_output
+from bot.safety import clean
 from bot.schema import Hit, Paper
 from bot.summarize.claims import LEAD_IN, claim_candidates
 from bot.summarize.select import Candidate
@@ -70,7 +71,7 @@ def _map_claims(
         prompt = fill(template, topic=topic, title=paper.title, abstract=" ".join(paper.abstract.split()))
         with reading_model_output():
             reply = llm.chat([ChatMessage(role="user", content=prompt)])
-        text = LEAD_IN.sub("", " ".join(strip_markers(reply.message.content or "").split()))
+        text = LEAD_IN.sub("", " ".join(strip_markers(clean(reply.message.content or "")).split()))
         first = split_sentences(text)[0] if text else ""
         first = first[:1].upper() + first[1:]
         # An empty, rambling, off-paper or title-only reply gives way to the paper's own claim sentence.
@@ -86,7 +87,7 @@ def _reduce(engine: Engine, llm: LLM, topic: str, mapped: list[str]) -> tuple[st
     lines = "\n".join(f"- {m.rstrip('.')} [{n}]." for n, m in enumerate(mapped, start=1))
     prompt = fill(load_prompt("summary_reduce", engine.settings), topic=topic, claims=lines)
     with reading_model_output():
-        reply = (llm.chat([ChatMessage(role="user", content=prompt)]).message.content or "").strip()
+        reply = clean(llm.chat([ChatMessage(role="user", content=prompt)]).message.content or "").strip()
     name = None
     match = re.match(r"^\W*themes?\b\W*:?\s*(.+)$", reply.splitlines()[0] if reply else "", re.I)
     if match:
