@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 # typer vendors click; its exception types are what standalone_mode=False raises.
 from typer._click import exceptions as click_exc
@@ -463,11 +462,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except UserError as exc:
         echo(f"paperbot: error: {exc}", err=True)
-        return 1
-    except ValidationError as exc:  # a PAPERBOT_* setting that does not parse
-        first = exc.errors()[0]
-        name = "PAPERBOT_" + "_".join(str(part) for part in first["loc"]).upper()
-        typer.echo(f"paperbot: error: {name}: {first['msg'].removeprefix('Value error, ')}", err=True)
         return 1
     except (typer.Abort, KeyboardInterrupt):
         status = EXIT_INTERRUPTED

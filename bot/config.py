@@ -353,8 +353,11 @@ def settings_error(exc: ValidationError) -> SettingsError:
     field = "__".join(str(p) for p in error["loc"]).upper()
     name = (field if field.startswith(("PAPERBOT_", "OPENAI_")) else f"PAPERBOT_{field}") if field else "settings"
     secret = any(word in field for word in ("KEY", "AUTH"))
-    value = "" if secret or not field else "=" + " ".join(repr(error.get("input"))[:80].split())
     message = " ".join(error["msg"].split())
+    # Our own validators' messages already name the value ("bad collection name 'a..b': ...").
+    ours = message.startswith("Value error, ")
+    message = message.removeprefix("Value error, ")
+    value = "" if secret or not field or ours else "=" + " ".join(repr(error.get("input"))[:80].split())
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return SettingsError(f"{name}{value}: {message[0].lower() + message[1:]}{more}")
 

@@ -62,13 +62,13 @@ def test_good_collection_names(name: str):
 
 def test_bad_collection_name_is_one_line(tmp_path: Path, paperbot_main):
     code, _, err = paperbot_main("stats", "--collection", "my thesis", env=clean_env(tmp_path))
-    assert code == 1
+    assert code == 2  # a usage error: bad option or setting
     assert err.strip().splitlines() == [
         "paperbot: error: bad collection name 'my thesis': use 3-54 letters, digits, '.', '_' or '-', "
         "starting and ending with a letter or digit"
     ]
     code, _, err = paperbot_main("stats", env=clean_env(tmp_path, PAPERBOT_COLLECTION="a..b"))
-    assert code == 1
+    assert code == 2
     assert err.strip().splitlines() == [
         "paperbot: error: PAPERBOT_COLLECTION: bad collection name 'a..b': no '..' and not an IP address"
     ]
