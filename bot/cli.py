@@ -141,6 +141,8 @@ def index(
         "chunks_unchanged": result.unchanged,
         "index_changed": result.manifest_written or result.removed > 0,
         "seconds": round(result.total_seconds, 2),
+        "embed_seconds": round(result.embed_seconds, 2),
+        "sentence_seconds": round(result.sentence_seconds, 2),
     }
     if not report.papers:
         echo(f"paperbot: warning: no papers found in {get_settings().sources_dir} or the remembered paths", err=True)

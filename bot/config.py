@@ -160,6 +160,9 @@ class SummarySettings(BaseModel):
     max_themes: int = Field(5, description="Most themes in one summary.")
     min_silhouette: float = Field(0.06, description="Below this cosine silhouette the papers stay one theme.")
     bigram_boost: float = Field(1.5, description="Two-word theme terms weigh this much more than single words.")
+    max_background_papers: int = Field(
+        2000, description="Theme names compare with at most this many other papers (every n-th of a larger library)."
+    )
     # Fitted by logistic regression on evals/topics.jsonl (evals/summary_report.md).
     w_dense: float = Field(0.55, description="Relevance rule: weight of the z-scored dense cosine.")
     w_bm25: float = Field(1.04, description="Relevance rule: weight of the z-scored BM25 score.")
@@ -225,10 +228,39 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(None, description="Host of a `chroma run` server; unset means embedded.")
     chroma_port: int = Field(8000, ge=1, le=65535, description="Port of the `chroma run` server.")
 
+    # Chroma's HNSW graph (dense recall against exact search): set when the collection is created;
+    # hnsw_ef_search is also applied to an existing collection (it takes effect when it is next opened).
+    # `python evals/bench_scale.py --sweep --n 10000 100000` (100 held-out questions, synthetic vectors:
+    # real chunk vectors plus noise; 2026-11-29, load average 11 on 2 cores), recall@10 vs exact search:
+    #   100k, ef_construction 100: ef_search 100/200/500 -> 0.901/0.946/0.969 (some queries 0.0)
+    #   100k, ef_construction 200: ef_search 100/200/500 -> 0.941/0.975/1.000 (every query 1.0), 1.8 ms a query
+    #   10k: 0.98-0.99 at ef_search 100-200, 1.000 at 500 with either ef_construction
+    # ef_construction 200 costs 1.75x the insert time of 100 (227 s against 129 s for 100k vectors, loaded).
+    hnsw_ef_construction: int = Field(200, description="HNSW candidate list while building the graph.")
+    hnsw_ef_search: int = Field(500, description="HNSW candidate list per query (recall vs. latency).")
+    hnsw_max_neighbors: int = Field(16, description="HNSW links per node (M).")
+
     # Chunking and embedding.
     chunk_size: int = Field(160, ge=16, description="Chunk length in word pieces (MiniLM truncates at 256).")
     chunk_overlap: int = Field(32, ge=0, description="Word pieces shared by neighbouring chunks.")
     embed_batch_size: int = Field(32, ge=1, description="Texts per embedding batch.")
+    onnx_threads: int = Field(2, description="Threads of the ONNX session (intra-op).")
+    # Measured under load (load average 11 on 2 cores): one query embedding 12 ms without spinning,
+    # 34 ms with it; on an idle machine the two are within a millisecond.
+    onnx_spinning: bool = Field(False, description="Let ONNX threads spin between operators (idle machines only).")
+    blas_threads: int = Field(1, description="NumPy BLAS threads (the query path's products are small).")
+    derived_dir: Path | None = Field(
+        None,
+        description="Folder of the data computed at index time; unset: beside the embedded store, "
+        "or ~/.cache/paperbot/derived/<host>-<port> with a Chroma server.",
+    )
+    derived_segment_papers: int = Field(
+        2000, description="Papers per derived-data segment (bounds the memory an index build holds at once)."
+    )
+    derived_tmp_grace_seconds: float = Field(
+        3600.0,
+        description="An unfinished derived-data directory younger than this may be another build's and is kept.",
+    )
 
     # Retrieval.
     top_k: int = Field(5, ge=1, description="Papers handed to the answer step.")

@@ -18,6 +18,11 @@ machine) while it reads the sources and writes; a second writer waits up to
 
 Chunk ids are unique: they hash the model, paper, title and chunk text, and an
 abstract that repeats its own text gets a numbered id for each repeat.
+
+The derived data queries load instead of recomputing (bot.derived: BM25 index,
+piece IDF, chunk vectors, abstracts' sentences and their vectors) follow the
+same rule: a generation named by the manifest's key is complete on disk before
+the manifest is written, and the old one is removed only after.
 """
 
 from __future__ import annotations
@@ -32,21 +37,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock, Timeout
-from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import MetadataMode, TextNode
-from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
+from bot import derived
 from bot.config import MANIFEST_SUFFIX, Settings
 from bot.corpus import SUPPORTED_SUFFIXES, CorpusReport, Problem, SourceError, load_corpus, source_counts
 from bot.embedding import MODEL_NAME, get_encoder
 from bot.errors import UserError
 from bot.schema import Chunk, Paper
 
+if TYPE_CHECKING:  # llama-index takes seconds to import; `stats` and the manifest need none of it
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.schema import TextNode
+
 MANIFEST_ID = "manifest"
+# A small record beside the manifest naming its key, written in the same upsert: Chroma reads a
+# record's document with its metadata, and a 100,000-chunk manifest document took 26 s to get.
+MANIFEST_KEY_ID = "manifest-key"
 FORMAT_VERSION = 2  # 2: manifests and chunks carry a generation
 GENERATION_KEY = "generation"
 LOCK_NAME = "paperbot-index.lock"
@@ -71,6 +81,8 @@ class EmptyCollection(IndexError_):
 
 @dataclass
 class Manifest:
+    """The live index: its papers and chunks; ``key`` (not stored) is the sha1 of the stored document."""
+
     papers: list[Paper]
     chunks: list[Chunk]
     report: dict[str, Any]
@@ -79,6 +91,7 @@ class Manifest:
     chunking: dict[str, int] = field(default_factory=dict)
     version: int = FORMAT_VERSION
     generation: int = 0  # 0: an index from before generations; its chunks are not filtered by one
+    key: str = field(default="", compare=False)
 
     def to_json(self) -> str:
         data = {
@@ -94,7 +107,8 @@ class Manifest:
         return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str, key: str | None = None) -> Manifest:
+        """The manifest ``text`` holds (``key``: its sha1, when the caller already knows it)."""
         data = json.loads(text)
         return cls(
             papers=[Paper.from_dict(p) for p in data["papers"]],
@@ -105,6 +119,7 @@ class Manifest:
             chunking=data.get("chunking", {}),
             version=data.get("version", 0),
             generation=data.get("generation", 0),
+            key=key or derived.manifest_key(text),
         )
 
     def stats(self) -> dict[str, Any]:
@@ -123,7 +138,9 @@ class SyncResult:
     removed: int = 0
     unchanged: int = 0
     manifest_written: bool = False
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # the chunks' embedding
+    sentence_seconds: float = 0.0  # the new papers' sentence and word-piece encoding (derived data)
+    derived_seconds: float = 0.0  # the whole derived-data build, that encoding included
     total_seconds: float = 0.0
     manifest: Manifest | None = None
 
@@ -164,6 +181,16 @@ def _where(settings: Settings) -> str:
     return f"Chroma store at {settings.store_dir}"
 
 
+def hnsw_metadata(settings: Settings) -> dict[str, Any]:
+    """The chunk collection's HNSW settings, as Chroma reads them when it creates the collection."""
+    return {
+        "hnsw:space": "cosine",
+        "hnsw:construction_ef": settings.hnsw_ef_construction,
+        "hnsw:search_ef": settings.hnsw_ef_search,
+        "hnsw:M": settings.hnsw_max_neighbors,
+    }
+
+
 class Store:
     """The two Chroma collections: chunks (with embeddings) and the manifest."""
 
@@ -172,22 +199,47 @@ class Store:
         try:
             self.client = client or chroma_client(settings)
             self.chunks = self.client.get_or_create_collection(
-                settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
+                settings.collection, metadata=hnsw_metadata(settings), embedding_function=None
             )
+            self._apply_ef_search()
             self.meta = self.client.get_or_create_collection(
                 settings.collection + MANIFEST_SUFFIX, embedding_function=None
             )
         except Exception as exc:  # chromadb raises many types for a server that is down
             raise IndexError_(f"cannot open the {_where(settings)}: {exc}") from exc
 
+    def _apply_ef_search(self) -> None:
+        """An existing collection gets the configured ef_search (the only HNSW setting Chroma can change)."""
+        hnsw = (self.chunks.configuration or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") not in (None, self.settings.hnsw_ef_search):
+            self.chunks.modify(configuration={"hnsw": {"ef_search": self.settings.hnsw_ef_search}})
+
     def load_manifest(self) -> Manifest | None:
+        """The live manifest: the record names its key; the derived data's copy of it is read when present.
+
+        Reading a large document out of Chroma is slow (0.3-1 s for a 10,000-chunk
+        manifest, 26 s for 100,000 on a loaded machine), a local file of the same
+        text is not; the copy is the text whose sha1 is the key, so it cannot
+        disagree with the record.
+        """
+        got = self.meta.get(ids=[MANIFEST_KEY_ID], include=["documents"])
+        key = got["documents"][0] if got["ids"] else None
+        copy = derived.manifest_copy(derived.derived_root(self.settings), key) if key else None
+        if copy is not None:
+            return Manifest.from_json(copy, key=key)
         got = self.meta.get(ids=[MANIFEST_ID], include=["documents"])
         if not got["ids"]:
             return None
         return Manifest.from_json(got["documents"][0])
 
-    def write_manifest(self, manifest: Manifest) -> None:
-        self.meta.upsert(ids=[MANIFEST_ID], documents=[manifest.to_json()], embeddings=[[0.0]])
+    def write_manifest(self, manifest: Manifest, document: str | None = None) -> None:
+        """Store ``manifest`` (``document`` is its to_json(), when already made) with its key in one upsert."""
+        document = document or manifest.to_json()
+        self.meta.upsert(
+            ids=[MANIFEST_ID, MANIFEST_KEY_ID],
+            documents=[document, derived.manifest_key(document)],
+            embeddings=[[0.0], [0.0]],
+        )
 
     def chunk_ids(self) -> set[str]:
         return set(self.chunks.get(include=[])["ids"])
@@ -204,6 +256,8 @@ class Store:
 
 
 def splitter(settings: Settings) -> SentenceSplitter:
+    from llama_index.core.node_parser import SentenceSplitter
+
     encoder = get_encoder()
     return SentenceSplitter(
         chunk_size=settings.chunk_size,
@@ -217,17 +271,43 @@ def _chunk_id(*parts: object) -> str:
     return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:20]
 
 
-def chunk_papers(papers: list[Paper], settings: Settings) -> list[Chunk]:
-    """Each paper's chunks, with ids unique across the corpus (a repeated chunk gets a numbered id)."""
-    split = splitter(settings)
+def chunking_of(settings: Settings) -> dict[str, int]:
+    """The chunking parameters a manifest records (chunks are reused only under the same ones)."""
+    return {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap}
+
+
+def chunk_id_for(paper: Paper, text: str, repeat: int = 0) -> str:
+    """A chunk's id: its model, paper, title and text (and which repeat of that text in the abstract)."""
+    return _chunk_id(MODEL_NAME, paper.paper_id, paper.title, text, *([repeat] if repeat else []))
+
+
+def chunk_papers(papers: list[Paper], settings: Settings, old: Manifest | None = None) -> list[Chunk]:
+    """Each paper's chunks, with ids unique across the corpus (a repeated chunk gets a numbered id).
+
+    A paper ``old`` holds with the same id, title and abstract, chunked with the
+    same model and parameters, keeps its chunks (splitting is the slow part of a
+    re-index of a large library).
+    """
+    reusable: dict[str, list[Chunk]] = {}
+    before: dict[str, Paper] = {}
+    if old is not None and old.model == MODEL_NAME and old.chunking == chunking_of(settings):
+        before = {p.paper_id: p for p in old.papers}
+        for chunk in old.chunks:
+            reusable.setdefault(chunk.paper_id, []).append(chunk)
+    split: SentenceSplitter | None = None
     chunks: list[Chunk] = []
     taken: set[str] = set()
     for paper in papers:
+        was = before.get(paper.paper_id)
+        if was is not None and (was.title, was.abstract) == (paper.title, paper.abstract):
+            chunks.extend(reusable.get(paper.paper_id, []))
+            continue
+        split = split or splitter(settings)
         for position, text in enumerate(split.split_text(paper.abstract)):
-            chunk_id = _chunk_id(MODEL_NAME, paper.paper_id, paper.title, text)
+            chunk_id = chunk_id_for(paper, text)
             repeat = 1
             while chunk_id in taken:  # the abstract repeats its own text
-                chunk_id = _chunk_id(MODEL_NAME, paper.paper_id, paper.title, text, repeat)
+                chunk_id = chunk_id_for(paper, text, repeat)
                 repeat += 1
             taken.add(chunk_id)
             chunks.append(Chunk(chunk_id=chunk_id, paper_id=paper.paper_id, text=text, position=position))
@@ -236,6 +316,8 @@ def chunk_papers(papers: list[Paper], settings: Settings) -> list[Chunk]:
 
 def to_node(chunk: Chunk, paper: Paper) -> TextNode:
     """A LlamaIndex node whose embedding text carries the title."""
+    from llama_index.core.schema import TextNode
+
     node = TextNode(
         id_=chunk.chunk_id,
         text=chunk.text,
@@ -249,6 +331,8 @@ def to_node(chunk: Chunk, paper: Paper) -> TextNode:
 
 
 def embed_text(chunk: Chunk, paper: Paper) -> str:
+    from llama_index.core.schema import MetadataMode
+
     return to_node(chunk, paper).get_content(metadata_mode=MetadataMode.EMBED)
 
 
@@ -363,6 +447,8 @@ def _sync(
     store: Store | None,
     forget: list[Path] | None,
 ) -> SyncResult:
+    from llama_index.core.schema import MetadataMode
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -398,10 +484,11 @@ def _sync(
         Problem(str(path), None, "is gone: its papers were removed and the path forgotten") for path in gone
     ]
     by_id = {p.paper_id: p for p in papers}
-    chunks = chunk_papers(papers, settings)
+    chunks = chunk_papers(papers, settings, old=None if rebuild else old)
     existing = store.chunk_ids()
     todo = chunks if rebuild else [c for c in chunks if c.chunk_id not in existing]
     result = SyncResult(report=report, unchanged=len(chunks) - len(todo))
+    fresh: dict[str, np.ndarray] = {}  # this run's chunk vectors, for the derived data
 
     if todo:
         encoder = get_encoder()
@@ -413,6 +500,7 @@ def _sync(
                 nodes = [to_node(c, by_id[c.paper_id]) for c in part]
                 texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
                 vectors = encoder.encode(texts, batch_size=batch)
+                fresh.update(zip([n.node_id for n in nodes], vectors, strict=True))
                 store.chunks.upsert(
                     ids=[n.node_id for n in nodes],
                     embeddings=vectors.tolist(),
@@ -428,17 +516,24 @@ def _sync(
         result.added = len(todo)
 
     live = {c.chunk_id for c in chunks}
-    chunking = {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap}
-    manifest = Manifest(papers, chunks, _report_dict(report), extra, chunking=chunking, generation=generation)
+    manifest = Manifest(
+        papers, chunks, _report_dict(report), extra, chunking=chunking_of(settings), generation=generation
+    )
     tags = _generations(store, live & existing)
     # A kept chunk that a killed run re-stored carries a newer generation than the manifest: write anew.
     tags_fit = old is not None and all(gen is not None and gen <= old.generation for gen, _ in tags.values())
     if not todo and tags_fit and old.to_json() == replace(manifest, generation=old.generation).to_json():
         manifest = old
+        stats = write_derived(settings, store, manifest, progress=progress)  # there already, unless removed
     else:
+        document = manifest.to_json()
+        manifest.key = derived.manifest_key(document)
+        # Before the manifest names it (the consistency rule): a killed build leaves the old generation.
+        stats = write_derived(settings, store, manifest, old, by_id, fresh, progress, document)
         _tag_untagged(store, tags, generation)
-        store.write_manifest(manifest)
+        store.write_manifest(manifest, document)
         result.manifest_written = True
+    result.sentence_seconds, result.derived_seconds = stats.encode_seconds, stats.total_seconds
     # Another machine's writer (server mode) may have written since: never delete what the stored manifest names.
     current = store.load_manifest()
     keep = {c.chunk_id for c in current.chunks} if current is not None else set()
@@ -446,6 +541,7 @@ def _sync(
     for start in range(0, len(stale), DELETE_BATCH):
         store.chunks.delete(ids=stale[start : start + DELETE_BATCH])
     result.removed = len(stale)
+    derived.collect_garbage(derived.derived_root(settings), manifest.key, settings.derived_tmp_grace_seconds)
     result.manifest = manifest
     result.total_seconds = time.perf_counter() - started
     return result
@@ -483,6 +579,47 @@ def require_papers(manifest: Manifest, settings: Settings) -> None:
         )
 
 
+def write_derived(
+    settings: Settings,
+    store: Store,
+    manifest: Manifest,
+    old: Manifest | None = None,
+    by_id: dict[str, Paper] | None = None,
+    fresh: dict[str, np.ndarray] | None = None,
+    progress: bool = False,
+    document: str | None = None,
+) -> derived.BuildStats:
+    """Write the derived data of ``manifest`` unless they exist, reusing ``old``'s generation."""
+    root = derived.derived_root(settings)
+    if derived.Derived.exists(root, manifest.key):
+        return derived.BuildStats()
+    by_id = by_id or {p.paper_id: p for p in manifest.papers}
+    fresh = fresh or {}
+    previous = None
+    if old is not None and derived.Derived.exists(root, old.key):
+        previous = derived.Derived(root, old.key)
+
+    def vectors(ids: list[str]) -> np.ndarray:
+        from_store = store.embeddings([i for i in ids if i not in fresh])
+        rows = iter(from_store)
+        return np.stack([fresh[i] if i in fresh else next(rows) for i in ids])
+
+    return derived.build(
+        root,
+        manifest.key,
+        document or manifest.to_json(),
+        manifest.papers,
+        manifest.chunks,
+        chunk_text=lambda c: embed_text(c, by_id[c.paper_id]),
+        chunk_vectors=vectors,
+        encoder=get_encoder(),
+        previous=previous,
+        progress=progress,
+        segment_papers=settings.derived_segment_papers,
+        batch_size=settings.embed_batch_size,
+    )
+
+
 def open_index(settings: Settings, progress: bool = True, store: Store | None = None) -> tuple[Store, Manifest]:
     """The store and its manifest, building the index first when there is none."""
     store = store or Store(settings)
@@ -495,4 +632,6 @@ def open_index(settings: Settings, progress: bool = True, store: Store | None = 
             f"the index was built with {manifest.model}, this paperbot embeds with {MODEL_NAME}: "
             "run `paperbot index --rebuild`"
         )
+    # A store written before the derived data existed (or elsewhere, for a Chroma server) gets them once.
+    write_derived(settings, store, manifest, progress=progress)
     return store, manifest

@@ -1,9 +1,13 @@
-"""Hybrid retrieval: dense (Chroma) plus BM25, fused by LlamaIndex, grouped to papers."""
+"""Hybrid retrieval: dense (Chroma) plus BM25, fused by LlamaIndex, grouped to papers.
+
+Start-up loads, it does not compute: the BM25 index, the piece IDF, the chunk
+vectors and every abstract's sentences, sentence vectors and word-piece vectors
+come from the manifest generation's derived data (bot.derived), memory-mapped.
+Nothing here scales with the library at start but the manifest's own lists.
+"""
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,16 +16,16 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import MockLLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
-from llama_index.retrievers.bm25 import BM25Retriever
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from bot.config import Settings
+from bot.derived import Derived, bm25_tokenize, derived_root, english_stemmer
 from bot.embedding import MiniLMEmbedding, TokenVectors, get_encoder
 from bot.indexing import GENERATION_KEY, Manifest, Store, to_node
 from bot.schema import Hit, Paper
-from bot.text import split_sentences, stopwords
+from bot.text import stopwords
 
 RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
 
@@ -69,6 +73,29 @@ class LiveChunksRetriever(BaseRetriever):
         return [n for n in self._inner.retrieve(query_bundle) if n.node.node_id in self._live]
 
 
+class ChunkBM25Retriever(BaseRetriever):
+    """BM25 over the manifest's chunks from the persisted bm25s index; nodes are made for the hits only.
+
+    Tokenizes and scores as llama-index's BM25Retriever does (bot.derived's
+    tokenization), so fused rankings are the same as building it from nodes.
+    """
+
+    def __init__(self, bm25, stemmer, top_k: int, node_of) -> None:
+        super().__init__()
+        self.bm25 = bm25
+        self._stemmer = stemmer
+        self._top_k = top_k
+        self._node_of = node_of
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        tokens = bm25_tokenize(query_bundle.query_str, self._stemmer)
+        indexes, scores = self.bm25.retrieve(tokens, k=self._top_k, show_progress=False)
+        return [
+            NodeWithScore(node=self._node_of(int(i)), score=float(score))
+            for i, score in zip(indexes[0], scores[0], strict=True)
+        ]
+
+
 class PaperGrouper(BaseNodePostprocessor):
     """Keep each paper's best chunk, in fused order, applying the user's filters."""
 
@@ -113,19 +140,27 @@ class HybridRetriever:
         for i, c in enumerate(manifest.chunks):
             self._rows_of.setdefault(c.paper_id, []).append(i)
         self._encoder = get_encoder()
-        # Counting word pieces over the corpus takes ~0.4 s; the tokenizer releases the GIL,
-        # so it runs beside the rest of the set-up (Chroma, BM25) instead of after it.
-        pool = ThreadPoolExecutor(max_workers=1)
-        piece_idf = pool.submit(self._piece_idf, manifest.papers)
-        self._sentence_cache: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
-        self._cache_lock = threading.Lock()
-        # Kept in memory to score papers against the query without another round trip.
-        self._matrix = store.embeddings(self._chunk_ids)
+        self._derived = Derived(derived_root(settings), manifest.key)
+        self._paper_row = {p.paper_id: i for i, p in enumerate(manifest.papers)}
+        # Filters look papers up by year and source instead of testing every paper.
+        self._by_year: dict[int, list[str]] = {}
+        self._by_source: dict[str, list[str]] = {}
+        for p in manifest.papers:
+            if p.year is not None:
+                self._by_year.setdefault(p.year, []).append(p.paper_id)
+            for source in p.sources:
+                self._by_source.setdefault(source, []).append(p.paper_id)
+        self.piece_idf = self._derived.piece_idf()
+        # Memory-mapped: rows are read when a paper's chunks are scored.
+        self._matrix = self._derived.chunk_vectors
         self.embed_model = MiniLMEmbedding(batch_size=settings.embed_batch_size)
-        nodes = [to_node(c, self.papers[c.paper_id]) for c in manifest.chunks]
         k = settings.candidate_k
         vector_index = VectorStoreIndex.from_vector_store(
-            ChromaVectorStore(chroma_collection=store.chunks), embed_model=self.embed_model
+            ChromaVectorStore(chroma_collection=store.chunks),
+            embed_model=self.embed_model,
+            # Nothing is ingested through this index; naming its one transformation keeps LlamaIndex
+            # from building its default splitter (and loading tiktoken, about a second).
+            transformations=[self.embed_model],
         )
         # Chunks stored by a later, unfinished build carry a higher generation: Chroma leaves them out.
         live = (
@@ -137,11 +172,9 @@ class HybridRetriever:
         )
         dense = vector_index.as_retriever(similarity_top_k=k, filters=live)
         self._dense = LiveChunksRetriever(dense, set(self._chunk_ids))
-        import Stemmer
-
-        self._stemmer = Stemmer.Stemmer("english")
-        self._bm25 = BM25Retriever.from_defaults(
-            nodes=nodes, similarity_top_k=min(k, len(nodes)), stemmer=self._stemmer, language="english"
+        self._stemmer = english_stemmer()
+        self._bm25 = ChunkBM25Retriever(
+            self._derived.bm25(), self._stemmer, min(k, len(self._chunk_ids)), self._node_at
         )
         self._fused = QueryFusionRetriever(
             [self._dense, self._bm25],
@@ -153,36 +186,38 @@ class HybridRetriever:
             similarity_top_k=2 * k,
             retriever_weights=[settings.dense_weight, settings.sparse_weight],
         )
-        self.piece_idf = piece_idf.result()
-        pool.shutdown()
+
+    def _allowed(self, filters: Filters) -> set[str]:
+        """The papers ``filters`` allow: :meth:`Filters.allows` decides, the year and source lists narrow what it sees."""
+        candidates: set[str] | None = None
+        if filters.source:
+            candidates = set(self._by_source.get(filters.source, ()))
+        if filters.year_from or filters.year_to:
+            lo, hi = (
+                filters.year_from or min(self._by_year, default=0),
+                filters.year_to or max(self._by_year, default=0),
+            )
+            in_years = {pid for year in range(lo, hi + 1) for pid in self._by_year.get(year, ())}
+            candidates = in_years if candidates is None else candidates & in_years
+        pool = self.papers.keys() if candidates is None else candidates
+        return {pid for pid in pool if filters.allows(self.papers[pid])}
+
+    def _node_at(self, row: int) -> TextNode:
+        chunk = self.manifest.chunks[row]
+        return to_node(chunk, self.papers[chunk.paper_id])
 
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
         return {"hybrid": self._fused, "dense": self._dense, "bm25": self._bm25}[kind]
 
     def _paper_pieces(self, paper: Paper) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """A paper's abstract sentences, their embeddings and its word-piece vectors, once per process."""
-        with self._cache_lock:
-            cached = self._sentence_cache.get(paper.paper_id)
-        if cached is None:
-            sentences = split_sentences(paper.abstract)
-            # Sentence by sentence, as the chunks are read: long abstracts exceed the model's window.
-            vectors, pieces = self._encoder.encode_with_tokens([*sentences, paper.title])
-            cached = (sentences, vectors[: len(sentences)], np.vstack([p.vectors for p in pieces]))
-            with self._cache_lock:
-                self._sentence_cache[paper.paper_id] = cached
-        return cached
+        """A paper's abstract sentences, their embeddings and its word-piece vectors, as stored at index time."""
+        pieces = self._derived.pieces(self._paper_row[paper.paper_id])
+        return pieces.sentences, pieces.sentence_vectors, pieces.piece_vectors
 
     def sentence_vectors(self, paper: Paper) -> tuple[list[str], np.ndarray]:
-        """A paper's abstract sentences and their embeddings, computed once per process."""
+        """A paper's abstract sentences and their embeddings (computed at index time)."""
         sentences, vectors, _ = self._paper_pieces(paper)
         return sentences, vectors
-
-    def _piece_idf(self, papers: list[Paper]) -> dict[int, float]:
-        df: dict[int, int] = {}
-        for ids in self._encoder.piece_ids([f"{p.title} {p.abstract}" for p in papers]):
-            for piece in set(ids):
-                df[piece] = df.get(piece, 0) + 1
-        return {piece: float(np.log((len(papers) + 1) / (n + 0.5))) for piece, n in df.items()}
 
     def coverage(self, question: str | TokenVectors, papers: list[Paper]) -> float:
         """How fully the best of ``papers`` covers the question, word piece by word piece.
@@ -227,7 +262,7 @@ class HybridRetriever:
         nodes = self.retriever(kind).retrieve(bundle)
         allowed = None
         if filters and filters.active:
-            allowed = {pid for pid, p in self.papers.items() if filters.allows(p)}
+            allowed = self._allowed(filters)
         grouper = PaperGrouper(paper_of=self._paper_of, allowed=allowed, top_k=k)
         grouped = grouper.postprocess_nodes(nodes, bundle)
         if allowed is not None and len(grouped) < k:
@@ -243,7 +278,7 @@ class HybridRetriever:
     def _filtered_fallback(self, qvec: np.ndarray, allowed: set[str], k: int, have: set[str]) -> list[NodeWithScore]:
         # A narrow filter can leave the fused candidates short of k papers;
         # rank the allowed papers' chunks densely to fill up.
-        rows = [i for i, cid in enumerate(self._chunk_ids) if self._paper_of[cid] in allowed - have]
+        rows = sorted(row for pid in allowed - have for row in self._rows_of[pid])
         if not rows:
             return []
         sims = self._matrix[rows] @ qvec
@@ -286,13 +321,9 @@ class HybridRetriever:
 
     def score_papers(self, query: str, qvec: np.ndarray) -> PaperScores:
         """Every paper's best-chunk dense cosine and best-chunk BM25 score for ``query``."""
-        import bm25s
-
         paper_ids = list(self._rows_of)
         dense_rows = self._matrix @ qvec
-        words = bm25s.tokenize(
-            [query], stopwords="english", stemmer=self._stemmer, return_ids=False, show_progress=False
-        )[0]
+        words = bm25_tokenize([query], self._stemmer, return_ids=False)[0]
         # The BM25 index holds the manifest's chunks in order, the same rows as the matrix.
         sparse_rows = self._bm25.bm25.get_scores(words) if words else np.zeros(len(self._chunk_ids))
         dense = np.array([float(dense_rows[self._rows_of[p]].max()) for p in paper_ids])

@@ -47,7 +47,8 @@ class Paper:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Paper:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in fields})
 
 
 @dataclass

@@ -22,6 +22,8 @@ lint-imports
 # in-process), then the end-to-end tests on the real corpus, servers and a browser.
 python -m pytest -q -ra -m "not slow"
 python -m pytest -q -ra -m slow
+# The scale benchmark's smallest size, so the script cannot rot (builds index/store first when missing).
+python evals/bench_scale.py --n 1000 --quick
 # The answer-quality gate: exits 1 and lists the metrics that dropped below evals/baseline.json.
 paperbot eval --mode extractive --baseline evals/baseline.json --out artifacts/eval
 # Where the browser test's screenshots and the eval report landed (kept as CI artifacts).

@@ -54,6 +54,8 @@ def summarize(
     groups = [sorted(g, key=lambda c: -c.relevance) for g in groups]
     kept_ids = set(ids)
     background = [p for pid, p in engine.retriever.papers.items() if pid not in kept_ids]
+    # Every stride-th paper stands in for a large library's background (its vocabulary and counts grow with it).
+    background = background[:: max(1, -(-len(background) // cfg.max_background_papers))]
     names = theme_names([[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost)
 
     report(0.25, "choosing each paper's key claim")

@@ -80,8 +80,8 @@ def theme_names(
     names: list[str] = []
     for c, group in enumerate(clusters):
         # A theme's term should come from more than one of its papers.
-        per_paper = vectorizer.transform([_doc(p) for p in group]).toarray() > 0
-        spread = per_paper.sum(axis=0)
+        # Sparse: a dense papers-by-vocabulary matrix of a large library takes gigabytes.
+        spread = np.asarray((vectorizer.transform([_doc(p) for p in group]) > 0).sum(axis=0)).ravel()
         need = 2 if len(group) >= 3 else 1
         chosen: list[str] = []
         for j in np.argsort(-ctfidf[c]):

@@ -1,0 +1,539 @@
+"""Scale benchmark: synthetic libraries of N chunks, each figure next to the issue-17 target.
+
+    python evals/bench_scale.py                       # N = 1k, 10k, 100k; +1,000 papers on the largest
+    python evals/bench_scale.py --n 1000 --quick      # the CI smoke run (tests/run.sh), a minute or two
+    python evals/bench_scale.py --sweep               # HNSW settings: recall@10 vs exact search
+
+A synthetic library is derived from the shipped store (built first when missing):
+synthetic paper ``v`` of real paper ``r`` has r's title and abstract with
+" variant v" appended (so the corpus does not merge them), r's chunks (the last
+one with the same suffix), each chunk vector r's plus Gaussian noise
+(``NOISE`` per dimension, cosine about 0.9 to the original), renormalised, and
+r's sentences and word-piece vectors (copied: they are read, not searched).
+The chunks go into Chroma and the derived data through the same code the index
+build uses (bot.derived.build, Store), only the model is not run; years and
+source files are spread so that filters select about 1/``YEARS`` and 1/``SOURCES``.
+
+Every measurement of a store runs in a fresh process (``--worker``), so start
+times are cold and peak RSS is that process's. Questions: evals/heldout4.jsonl
+(100 questions nobody tuned on). The machine is shared: the report records the
+load average; compare ratios measured in one run, not seconds across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.config import Settings  # noqa: E402
+
+NOISE = 0.025  # per-dimension std of the noise added to a real chunk vector
+YEARS = (2000, 2026)  # synthetic years, uniform
+SOURCES = 8  # synthetic source files
+SEED = 17
+QUESTIONS = ROOT / "evals" / "heldout4.jsonl"
+TOPICS = ROOT / "evals" / "topics.jsonl"
+COLLECTION = "scale"
+
+# The issue's targets (100k chunks unless said otherwise); figures are checked against them.
+TARGETS = {
+    "engine_start_s": ("engine start", 5.0),
+    "search_p95_ms": ("warm search p95", 50.0),
+    "ask_p95_ms": ("warm extractive ask p95", 200.0),
+    "recall10": ("dense recall@10 vs exact", 0.99),
+    "filtered_p95_ms": ("filtered search p95", 50.0),
+    "peak_rss_mb": ("peak RSS (warm worker)", 2048.0),
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q)) if values else float("nan")
+
+
+def load_questions(limit: int) -> list[str]:
+    rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
+    return [r["question"] for r in rows][:limit]
+
+
+def noisy(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = base + rng.normal(0.0, NOISE, size=base.shape).astype(np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+# -- building a synthetic store ---------------------------------------------------
+def source_library():
+    """The shipped store's manifest and derived data (built first when missing)."""
+    from bot.derived import Derived, derived_root
+    from bot.indexing import open_index
+
+    settings = Settings()
+    _, manifest = open_index(settings, progress=False)
+    return settings, manifest, Derived(derived_root(settings), manifest.key)
+
+
+def synthetic_records(manifest, n_chunks: int, first_variant: int = 0, n_papers: int | None = None):
+    """(record, real paper index) pairs until the chunk count reaches ``n_chunks`` (or ``n_papers`` papers)."""
+    rng = np.random.default_rng(SEED + first_variant)
+    per_paper: dict[str, int] = {}
+    for c in manifest.chunks:
+        per_paper[c.paper_id] = per_paper.get(c.paper_id, 0) + 1
+    out, total, i = [], 0, 0
+    papers = manifest.papers
+    while (total < n_chunks) if n_papers is None else (len(out) < n_papers):
+        r = i % len(papers)
+        v = first_variant + i // len(papers)
+        real = papers[r]
+        record = {
+            "title": f"{real.title} variant {v}",
+            "abstract": f"{real.abstract} variant {v}",
+            "year": int(rng.integers(YEARS[0], YEARS[1] + 1)),
+            "url": real.url,
+        }
+        out.append((record, r, v))
+        total += per_paper.get(real.paper_id, 0)
+        i += 1
+    return out
+
+
+def write_sources(path: Path, records) -> None:
+    """One JSONL file per synthetic source (so that a source filter selects 1/SOURCES)."""
+    path.mkdir(parents=True, exist_ok=True)
+    files: dict[int, list[str]] = {}
+    for record, _, _ in records:
+        files.setdefault(zlib.crc32(record["title"].encode()) % SOURCES, []).append(json.dumps(record))
+    for k, lines in files.items():
+        with (path / f"synthetic-{k}.jsonl").open("a") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[Settings, dict]:
+    """A synthetic store of about ``n_chunks`` chunks; returns its settings and build timings."""
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    from bot import derived
+    from bot.corpus import load_corpus
+    from bot.indexing import (
+        GENERATION_KEY,
+        Manifest,
+        Store,
+        _report_dict,
+        chunk_id_for,
+        chunking_of,
+        embed_text,
+        to_node,
+    )
+    from bot.normalize import normalize_title
+    from bot.schema import Chunk
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(SEED)
+    settings = Settings(sources_dir=root / "sources", store_dir=root / "store", collection=COLLECTION)
+    records = synthetic_records(src_manifest, n_chunks)
+    write_sources(settings.sources_dir, records)
+    papers, report = load_corpus([settings.sources_dir])
+    source_of = {normalize_title(rec["title"]): (r, v) for rec, r, v in records}
+    src_chunks: dict[str, list[int]] = {}
+    for i, c in enumerate(src_manifest.chunks):
+        src_chunks.setdefault(c.paper_id, []).append(i)
+
+    chunks: list[Chunk] = []
+    vectors: dict[str, np.ndarray] = {}
+    real_of: dict[str, int] = {}
+    for paper in papers:
+        r, v = source_of[normalize_title(paper.title)]
+        real_of[paper.paper_id] = r
+        rows = src_chunks.get(src_manifest.papers[r].paper_id, [])
+        base = noisy(np.asarray(src_derived.chunk_vectors[rows]), rng) if rows else []
+        for position, row in enumerate(rows):
+            text = src_manifest.chunks[row].text + (f" variant {v}" if position == len(rows) - 1 else "")
+            chunk = Chunk(chunk_id_for(paper, text), paper.paper_id, text, position)
+            chunks.append(chunk)
+            vectors[chunk.chunk_id] = base[position]
+    made = time.perf_counter()
+
+    store = Store(settings)
+    by_id = {p.paper_id: p for p in papers}
+    batch = store.client.get_max_batch_size()
+    for start in range(0, len(chunks), batch):
+        part = chunks[start : start + batch]
+        nodes = [to_node(c, by_id[c.paper_id]) for c in part]
+        store.chunks.upsert(
+            ids=[c.chunk_id for c in part],
+            embeddings=np.stack([vectors[c.chunk_id] for c in part]),
+            documents=[c.text for c in part],
+            metadatas=[
+                node_to_metadata_dict(n, remove_text=True, flat_metadata=True) | {GENERATION_KEY: 1} for n in nodes
+            ],
+        )
+    chroma_s = time.perf_counter() - made
+
+    manifest = Manifest(
+        papers=papers, chunks=chunks, report=_report_dict(report), chunking=chunking_of(settings), generation=1
+    )
+    document = manifest.to_json()
+    manifest.key = derived.manifest_key(document)
+
+    def pieces_of(some):
+        return [src_derived.pieces(real_of[paper.paper_id]) for paper in some]
+
+    from bot.embedding import get_encoder
+
+    derived_started = time.perf_counter()
+    derived.build(
+        derived.derived_root(settings),
+        manifest.key,
+        document,
+        papers,
+        chunks,
+        chunk_text=lambda c: embed_text(c, by_id[c.paper_id]),
+        chunk_vectors=lambda ids: np.stack([vectors[i] for i in ids]),
+        encoder=get_encoder(),
+        pieces_of=pieces_of,
+        segment_papers=settings.derived_segment_papers,
+    )
+    derived_s = time.perf_counter() - derived_started
+    store.write_manifest(manifest, document)
+    return settings, {
+        "papers": len(papers),
+        "chunks": len(chunks),
+        "build_s": time.perf_counter() - started,
+        "chroma_upsert_s": chroma_s,
+        "derived_s": derived_s,
+        "derived_mb": dir_mb(derived.derived_root(settings)),
+        "store_mb": dir_mb(settings.store_dir),
+    }
+
+
+def dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+# -- measuring (in a fresh process) -----------------------------------------------
+def env_for(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PAPERBOT_STORE_DIR=str(settings.store_dir),
+        PAPERBOT_SOURCES_DIR=str(settings.sources_dir),
+        PAPERBOT_COLLECTION=settings.collection,
+        PYTHONPATH=str(ROOT),
+    )
+    if settings.chroma_host:
+        env.update(PAPERBOT_CHROMA_HOST=settings.chroma_host, PAPERBOT_CHROMA_PORT=str(settings.chroma_port))
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    return env
+
+
+def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *args], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    rss_kb = float(done.stderr.strip().splitlines()[-1])
+    return time.perf_counter() - started, rss_kb / 1024
+
+
+def worker(questions: int, summarize_topics: int) -> dict:
+    """Run inside a fresh process against the store the environment names."""
+    t0 = time.perf_counter()
+    from bot.answer import Engine
+    from bot.config import get_settings
+    from bot.retrieval import Filters
+
+    settings = get_settings()
+    started = time.perf_counter()
+    engine = Engine(settings)
+    start_s = time.perf_counter() - started
+    qs = load_questions(questions)
+    engine.search(qs[0])  # the first query loads lazily created parts (ONNX session warm-up)
+
+    search_ms, ask_ms, filtered_ms, recall = [], [], [], []
+    for q in qs:
+        t = time.perf_counter()
+        engine.search(q)
+        search_ms.append((time.perf_counter() - t) * 1000)
+    for q in qs:
+        t = time.perf_counter()
+        engine.ask(q, mode="extractive")
+        ask_ms.append((time.perf_counter() - t) * 1000)
+    years = range(YEARS[0], YEARS[1] + 1)
+    for i, q in enumerate(qs):
+        year = years[i % len(years)]
+        f = Filters(year_from=year, year_to=year) if i % 2 else Filters(source=f"synthetic-{i % SOURCES}.jsonl")
+        t = time.perf_counter()
+        engine.search(q, filters=f)
+        filtered_ms.append((time.perf_counter() - t) * 1000)
+    matrix = engine.retriever._matrix
+    ids = engine.retriever._chunk_ids
+    for q in qs:
+        qvec = engine.retriever.embed_query(q)
+        exact = {ids[i] for i in np.argsort(-(matrix @ qvec))[:10]}
+        got = engine.store.chunks.query(query_embeddings=[qvec.tolist()], n_results=10, include=[])["ids"][0]
+        recall.append(len(exact & set(got)) / 10)
+    summarize_s = []
+    if summarize_topics:
+        from bot.summarize import summarize
+
+        topics = [json.loads(line)["topic"] for line in TOPICS.read_text().splitlines() if line.strip()]
+        for topic in topics[:summarize_topics]:
+            t = time.perf_counter()
+            summarize(engine, topic, mode="extractive")
+            summarize_s.append(time.perf_counter() - t)
+    return {
+        "import_s": started - t0,
+        "engine_start_s": start_s,
+        "search_p50_ms": percentile(search_ms, 50),
+        "search_p95_ms": percentile(search_ms, 95),
+        "ask_p50_ms": percentile(ask_ms, 50),
+        "ask_p95_ms": percentile(ask_ms, 95),
+        "filtered_p95_ms": percentile(filtered_ms, 95),
+        "recall10": float(np.mean(recall)),
+        "summarize_s": statistics.median(summarize_s) if summarize_s else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def measure(settings: Settings, questions: int, cold_runs: int, summarize_topics: int) -> dict:
+    env = env_for(settings)
+    py = sys.executable
+    out: dict = {}
+    q = load_questions(1)[0]
+    for name, cmd in (("search", ["search", q, "--json"]), ("ask", ["ask", q, "--json", "--mode", "extractive"])):
+        runs = [timed_run([py, "-m", "bot.cli", *cmd], env) for _ in range(cold_runs)]
+        out[f"cold_{name}_s"] = statistics.median(r[0] for r in runs)
+        out[f"cold_{name}_rss_mb"] = max(r[1] for r in runs)
+    done = subprocess.run(
+        [py, __file__, "--worker", "--questions", str(questions), "--summarize", str(summarize_topics)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    out.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def add_papers(settings: Settings, src_manifest, n_papers: int) -> dict:
+    """`paperbot index` after ``n_papers`` new synthetic papers landed in a new source file (real embedding)."""
+    records = synthetic_records(src_manifest, 0, first_variant=10_000, n_papers=n_papers)
+    (settings.sources_dir / "added.jsonl").write_text("\n".join(json.dumps(r) for r, _, _ in records) + "\n")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "index", "--json"],
+        env=env_for(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    wall = time.perf_counter() - started
+    summary = json.loads(done.stdout)
+    model = summary["embed_seconds"] + summary["sentence_seconds"]
+    return {
+        "papers_added": n_papers,
+        "chunks_added": summary["chunks_added"],
+        "wall_s": wall,
+        "index_s": summary["seconds"],
+        "model_s": model,
+        "overhead_s": summary["seconds"] - model,
+    }
+
+
+# -- HNSW sweep ---------------------------------------------------------------------
+def _chroma(path: str):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    return chromadb.PersistentClient(path=path, settings=ChromaSettings(anonymized_telemetry=False))
+
+
+def sweep_probe(path: str, queries_file: str, exact_file: str) -> dict:
+    """In a fresh process (ef_search applies when a collection is opened): recall@10 and query time."""
+    col = _chroma(path).get_collection("sweep")
+    queries, exact = np.load(queries_file), np.load(exact_file)
+    col.query(query_embeddings=queries[:1], n_results=10, include=[])
+    times, recall = [], []
+    for q, want in zip(queries, exact, strict=True):
+        t = time.perf_counter()
+        got = col.query(query_embeddings=[q], n_results=10, include=[])["ids"][0]
+        times.append((time.perf_counter() - t) * 1000)
+        recall.append(len({int(g) for g in got} & set(want.tolist())) / 10)
+    return {
+        "recall10": float(np.mean(recall)),
+        "min_recall10": float(np.min(recall)),
+        "query_p50_ms": percentile(times, 50),
+    }
+
+
+def sweep(sizes: list[int], questions: int) -> list[dict]:
+    """recall@10 against exact search and query time for HNSW settings, synthetic vectors, embedded Chroma."""
+    from bot.embedding import get_encoder
+
+    _, _, src = source_library()
+    base = np.asarray(src.chunk_vectors)
+    queries = get_encoder().encode(load_questions(questions))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/queries.npy", queries)
+        for n in sizes:
+            vectors = noisy(base[np.arange(n) % len(base)], np.random.default_rng(SEED))
+            np.save(f"{tmp}/exact.npy", np.argsort(-(queries @ vectors.T), axis=1)[:, :10])
+            for ef_construction, m in ((100, 16), (200, 16)):
+                path = f"{tmp}/c{n}-{ef_construction}-{m}"
+                client = _chroma(path)
+                col = client.create_collection(
+                    "sweep",
+                    metadata={"hnsw:space": "cosine", "hnsw:construction_ef": ef_construction, "hnsw:M": m},
+                    embedding_function=None,
+                )
+                t = time.perf_counter()
+                batch = client.get_max_batch_size()
+                for s in range(0, n, batch):
+                    col.add(ids=[str(i) for i in range(s, min(n, s + batch))], embeddings=vectors[s : s + batch])
+                build_s = time.perf_counter() - t
+                for ef_search in (100, 200, 500):
+                    col.modify(configuration={"hnsw": {"ef_search": ef_search}})
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--probe", path, f"{tmp}/queries.npy", f"{tmp}/exact.npy"],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    row = {"n": n, "ef_construction": ef_construction, "M": m, "ef_search": ef_search}
+                    row |= json.loads(done.stdout.strip().splitlines()[-1]) | {"build_s": build_s}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    return rows
+
+
+# -- the report ------------------------------------------------------------------------
+def fmt(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def report(results: list[dict], added: dict | None, args, load: list[str], elapsed: float) -> str:
+    lines = [
+        "# Scale benchmark",
+        "",
+        f"`python evals/bench_scale.py {' '.join(sys.argv[1:])}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},",
+        f"{os.cpu_count()} cores, load average at start/end {load[0]} / {load[-1]}; {elapsed / 60:.1f} min in all.",
+        "Synthetic libraries derived from the shipped corpus (see the script's docstring); "
+        f"{args.questions} questions (evals/heldout4.jsonl); cold figures are medians of {args.cold_runs} runs.",
+        "",
+        "| measure | " + " | ".join(f"{r['build']['chunks']:,} chunks" for r in results) + " | target (100k) |",
+        "| --- | " + " | ".join("---:" for _ in results) + " | --- |",
+    ]
+    rows = [
+        ("papers", lambda r: f"{r['build']['papers']:,}", None),
+        ("synthetic build (s)", lambda r: fmt(r["build"]["build_s"]), None),
+        ("  of which derived data (s)", lambda r: fmt(r["build"]["derived_s"]), None),
+        ("derived data on disk (MB)", lambda r: fmt(r["build"]["derived_mb"], 0), None),
+        ("Chroma store on disk (MB)", lambda r: fmt(r["build"]["store_mb"], 0), None),
+        ("imports before the engine (s)", lambda r: fmt(r["m"]["import_s"], 2), None),
+        ("engine start (s)", lambda r: fmt(r["m"]["engine_start_s"], 2), "engine_start_s"),
+        ("cold `paperbot search` (s)", lambda r: fmt(r["m"]["cold_search_s"], 2), None),
+        ("cold `paperbot ask` (s)", lambda r: fmt(r["m"]["cold_ask_s"], 2), None),
+        ("warm search p50 (ms)", lambda r: fmt(r["m"]["search_p50_ms"]), None),
+        ("warm search p95 (ms)", lambda r: fmt(r["m"]["search_p95_ms"]), "search_p95_ms"),
+        ("warm extractive ask p50 (ms)", lambda r: fmt(r["m"]["ask_p50_ms"]), None),
+        ("warm extractive ask p95 (ms)", lambda r: fmt(r["m"]["ask_p95_ms"]), "ask_p95_ms"),
+        ("filtered search p95 (ms)", lambda r: fmt(r["m"]["filtered_p95_ms"]), "filtered_p95_ms"),
+        ("dense recall@10 vs exact", lambda r: fmt(r["m"]["recall10"], 3), "recall10"),
+        ("summarize, median (s)", lambda r: fmt(r["m"]["summarize_s"], 2), None),
+        ("peak RSS, warm worker (MB)", lambda r: fmt(r["m"]["peak_rss_mb"], 0), "peak_rss_mb"),
+        ("peak RSS, cold ask (MB)", lambda r: fmt(r["m"]["cold_ask_rss_mb"], 0), None),
+    ]
+    for label, get, target in rows:
+        goal = ""
+        if target:
+            name, value = TARGETS[target]
+            last = results[-1]["m"][target]
+            ok = last >= value if target == "recall10" else last <= value
+            goal = f"{'>=' if target == 'recall10' else '<='} {value:g} ({'met' if ok else 'missed'})"
+        lines.append(f"| {label} | " + " | ".join(get(r) for r in results) + f" | {goal} |")
+    if added:
+        lines += [
+            "",
+            f"Incremental `paperbot index` adding {added['papers_added']:,} papers ({added['chunks_added']:,} chunks) "
+            f"to the {results[-1]['build']['chunks']:,}-chunk store: {added['index_s']:.1f} s, of which the model "
+            f"(chunk embedding and sentence encoding) {added['model_s']:.1f} s and everything else "
+            f"{added['overhead_s']:.1f} s (target: at most 10 s over the model; "
+            f"{'met' if added['overhead_s'] <= 10 else 'missed'}); {added['wall_s']:.1f} s wall with the imports.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="Chunk counts.")
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--summarize", type=int, default=3, help="Topics summarized per store.")
+    parser.add_argument("--add", type=int, default=1000, help="Papers added to the largest store (0: skip).")
+    parser.add_argument("--quick", action="store_true", help="CI: 20 questions, 1 cold run, +20 papers.")
+    parser.add_argument("--out", type=Path, help="Write the report here (default: print only).")
+    parser.add_argument("--keep", type=Path, help="Build the stores under this folder and keep them.")
+    parser.add_argument("--sweep", action="store_true", help="Measure HNSW settings instead.")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.questions, args.cold_runs, args.summarize, args.add = 20, 1, 1, min(args.add, 20)
+    if args.probe:
+        print(json.dumps(sweep_probe(*args.probe)))
+        return
+    if args.worker:
+        print(json.dumps(worker(args.questions, args.summarize)))
+        return
+    if args.sweep:
+        sweep(args.n, args.questions)
+        return
+
+    started = time.perf_counter()
+    load = [f"{os.getloadavg()[0]:.1f}"]
+    _, src_manifest, src_derived = source_library()
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="paperbot-scale-"))
+    results, added = [], None
+    try:
+        for n in sorted(args.n):
+            built_settings, build = build_store(tmp / f"n{n}", n, src_manifest, src_derived)
+            print(f"built {build['chunks']:,} chunks in {build['build_s']:.1f} s", file=sys.stderr, flush=True)
+            m = measure(built_settings, args.questions, args.cold_runs, args.summarize)
+            print(json.dumps(m), file=sys.stderr, flush=True)
+            results.append({"build": build, "m": m, "settings": built_settings})
+        if args.add:
+            added = add_papers(results[-1]["settings"], src_manifest, args.add)
+            print(json.dumps(added), file=sys.stderr, flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    load.append(f"{os.getloadavg()[0]:.1f}")
+    text = report(results, added, args, load, time.perf_counter() - started)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
