@@ -68,6 +68,7 @@ def test_extra_path_is_remembered(tmp_path: Path):
     assert len(result.manifest.papers) == 4 and result.added == 0
 
 
+@pytest.mark.slow  # kills a real `paperbot index` process
 def test_killed_build_leaves_previous_index_queryable(tmp_path: Path):
     settings = small_settings(tmp_path, embed_batch_size=4)
     write_jsonl(settings.sources_dir / "mine.jsonl", REAL_PAPERS[:3])
@@ -142,6 +143,7 @@ def chroma_server(tmp_path: Path):
     proc.wait(timeout=20)
 
 
+@pytest.mark.slow  # a real `chroma run` server and two processes
 def test_chroma_server_mode_shared_by_two_processes(tmp_path: Path, chroma_server: int):
     settings = small_settings(tmp_path, chroma_host="127.0.0.1", chroma_port=chroma_server)
     write_jsonl(settings.sources_dir / "mine.jsonl", REAL_PAPERS[:8])
