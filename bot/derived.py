@@ -382,8 +382,11 @@ def build(
 
 
 def _build_bm25(path: Path, texts: list[str]) -> None:
+    """The bm25s index of ``texts``; none for an empty collection (nothing queries it: Engine refuses to start)."""
     import bm25s
 
+    if not texts:
+        return
     index = bm25s.BM25()
     index.index(bm25_tokenize(texts, english_stemmer()), show_progress=False)
     index.save(str(path))

@@ -306,7 +306,7 @@ def test_an_empty_corpus_gives_a_clear_message_in_the_cli(tmp_path):
             [sys.executable, "-m", "bot.cli", *command], env=env, capture_output=True, text=True, timeout=120
         )
         assert out.returncode == 1, out.stderr
-        assert out.stderr.strip().splitlines()[-1].startswith("paperbot: error: the index is empty: no papers")
+        assert out.stderr.strip().splitlines()[-1].startswith("paperbot: error: the index is empty: collection ")
 
 
 # -- 7. eval --out is checked before the run -------------------------------------------------------
