@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from urllib.parse import quote_plus
 
 from bot.schema import Paper
 
@@ -46,6 +47,16 @@ def bare_arxiv_id(text: str) -> str | None:
     """``2301.01234`` for "arXiv:2301.01234v2" or "2301.01234"; None when ``text`` is not an arXiv id."""
     match = ARXIV_ID.match(text.strip())
     return match.group(1) if match else None
+
+
+def arxiv_search_url(title: str) -> str:
+    """An arXiv title search for a paper the corpus knows no id or link of."""
+    return f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
+
+
+def paper_link(title: str, url: str | None) -> str:
+    """Where a reference points: the paper's own (arXiv) page when known, else an arXiv title search."""
+    return url or arxiv_search_url(title)
 
 
 def drop_reference_marks(abstract: str) -> str:
