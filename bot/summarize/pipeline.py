@@ -66,7 +66,7 @@ def summarize(
     background = [p for pid, p in engine.retriever.papers.items() if pid not in kept_ids]
     # Every stride-th paper stands in for a large library's background (its vocabulary and counts grow with it).
     background = background[:: max(1, -(-len(background) // cfg.max_background_papers))]
-    fallback_names = theme_names([[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost)
+    fallback: list[str] = []  # distinctive-terms names, computed only when a theme's titles share no phrase
     phrases = phrase_index(engine)
     topic_stems = set(phrases.stems(re.findall(r"[A-Za-z0-9][A-Za-z0-9-]*", topic)))
 
@@ -82,14 +82,16 @@ def summarize(
         except failures as exc:
             notes.append(f"LLM unavailable ({describe_failure(exc, engine.settings)}); extractive themes")
     number = Numbering()
-    for t, (group, fallback_name) in enumerate(zip(groups, fallback_names, strict=True)):
+    for t, group in enumerate(groups):
         start, span = 0.3 + 0.65 * t / len(groups), 0.65 / len(groups)
         report(start, f"writing theme {t + 1} of {len(groups)}")
         papers_in = [c.hit.paper for c in group]
         inside = {p.paper_id for p in papers_in}
         stats = phrase_stats(papers_in, phrases, [pid for pid in engine.retriever.papers if pid not in inside])
         name, name_stems = theme_name(stats, len(group), cfg)
-        name = name or fallback_name
+        if not name:
+            fallback = fallback or theme_names([[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost)
+            name = fallback[t]
         draft = None
         if llm is not None:
 
