@@ -197,6 +197,9 @@ class SummarySettings(BaseModel):
     shared_share: float = Field(
         0.6, description="A second phrase this share of a theme's papers use is named as what they share."
     )
+    focus_max_share: float = Field(
+        0.5, description="A title phrase more of a theme's papers use than this share sets none of them apart."
+    )
     statement_papers: int = Field(4, description="Papers whose focus the theme statement names (by relevance).")
 
 

@@ -33,8 +33,12 @@ def clean_whitespace(text: str) -> str:
 
 
 def normalize_title(title: str) -> str:
-    """The title's key: lower-case letters and digits only."""
-    return re.sub(r"[^a-z0-9]+", "", clean_whitespace(title).lower())
+    """The title's key: lower-case letters and digits only, LaTeX command names dropped.
+
+    A title written with markup ("in $\\sim$20 Seconds") and its display form ("in ∼20 Seconds",
+    bot.latex) have the same key.
+    """
+    return re.sub(r"[^a-z0-9]+", "", LATEX_CMD.sub("", clean_whitespace(title)).lower())
 
 
 def normalize_abstract(abstract: str) -> str:

@@ -1,4 +1,8 @@
-"""Each paper's key-claim sentence: the strongest contribution cue in its abstract."""
+"""Each paper's key-claim sentence (the strongest contribution cue in its abstract) and its one-line form.
+
+Invariant: :func:`contribution_line` only drops an opening ("In this paper, we propose") or turns
+"we VERB" into "VERBs"; the rest of the line is the abstract's own words.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,13 @@
-"""Grouping the selected papers into themes and naming each theme from its distinctive terms."""
+"""Grouping the selected papers into themes, and writing each theme's name and statement.
+
+A theme's name is a noun phrase taken from its papers' titles (a run of content words between
+punctuation and function words) that its papers use and the rest of the corpus does not; its
+statement says what the papers share and, per paper, the title phrase that sets it apart, cited.
+The distinctive-terms name (class-based TF-IDF) is the fallback when no title phrase is shared.
+
+Invariants: every phrase shown is spelled as the theme's abstracts spell it (title case dropped,
+acronyms kept); the statement cites only papers of its theme, in the theme's (relevance) order.
+"""
 
 from __future__ import annotations
 
@@ -265,7 +274,7 @@ def paper_focus(
     """Per paper of the theme, the phrase of its title that sets it apart from the other papers of the theme."""
     best: dict[int, tuple[float, str]] = {}
     for key, stat in stats.items():
-        if set(key) <= skip or len(stat.papers) > max(1, size // 2):
+        if set(key) <= skip or len(stat.papers) > max(1, cfg.focus_max_share * size):
             continue
         rarity = -np.log(stat.background + (len(stat.papers) - 1) / size + cfg.phrase_smoothing)
         value = float(rarity) * (1 + cfg.phrase_length_bonus * (stat.words - 1))
