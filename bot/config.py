@@ -157,11 +157,6 @@ class SummarySettings(BaseModel):
     candidate_k: int = Field(60, description="Papers asked of the hybrid retriever for a topic.")
     # On evals/topics.jsonl the covered topics' best paper is at 0.56-0.82, the uncovered at 0.34-0.36.
     min_topic_similarity: float = Field(0.45, description="A topic needs a paper this close to it as a whole.")
-    # The answer judgement's coverage (bot.retrieval.coverage) of the topic by its top papers: on
-    # evals/topics.jsonl the covered topics reach 0.65-0.96, the uncovered 0.34 and 0.58.
-    min_topic_coverage: float = Field(
-        0.61, description="A topic needs its top papers to cover its words this well (word-piece coverage)."
-    )
     max_themes: int = Field(5, description="Most themes in one summary.")
     min_silhouette: float = Field(0.06, description="Below this cosine silhouette the papers stay one theme.")
     bigram_boost: float = Field(1.5, description="Two-word theme terms weigh this much more than single words.")
