@@ -195,6 +195,7 @@ class SummarySettings(BaseModel):
     focus_max_share: float = Field(
         0.5, description="A title phrase more of a theme's papers use than this share sets none of them apart."
     )
+    focus_min_words: int = Field(2, description="Fewest words of the title phrase naming a paper's focus.")
     statement_papers: int = Field(4, description="Papers whose focus the theme statement names (by relevance).")
 
 

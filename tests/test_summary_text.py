@@ -34,6 +34,8 @@ def _topics(name: str) -> list[str]:
         ("We study the effect of depth.", "Studies the effect of depth."),
         ("Then we introduce key theories.", "Key theories."),
         ("We propose to use teachers.", "Proposes to use teachers."),
+        ("We jointly train two models.", "Jointly trains two models."),
+        ("We apply X to Y.", "Applies X to Y."),
         ("Knowledge distillation is popular.", "Knowledge distillation is popular."),
         ("We are the first to do X.", "We are the first to do X."),
     ],

@@ -138,7 +138,7 @@ _LEAD = re.compile(
     r"therefore|hence|thus),?\s+)?"
     r"(?P<subject>we|this (?:paper|work|study|article|letter|note)|our (?:paper|work)|the authors)\s+"
     r"(?P<adverb>(?:also|further|first|then|thus|therefore|hence|here|now|newly|formally|"
-    r"theoretically|empirically|carefully|systematically|instead|additionally)\s+)?"
+    r"theoretically|empirically|carefully|systematically|instead|additionally|(?!(?:ap|re|sup|multi|im|com)?ply\b|rely\b)[a-z]+ly)\s+)?"
     r"(?P<verb>[a-z]+)(?:\s+and\s+(?P<verb2>[a-z]+))?\b\s*(?P<rest>.*)$",
     re.I | re.S,
 )
@@ -187,4 +187,8 @@ def contribution_line(sentence: str) -> str:
             rest = re.sub(r"^forward\s+", "", rest, flags=re.I)
         return _capitalize(rest)
     verbs = _third_person(verb) + (f" and {_third_person(verb2)}" if verb2 else "")
+    # A manner adverb ("jointly") belongs to the verb; a connective ("also", "then") does not.
+    adverb = (match["adverb"] or "").strip().lower()
+    if adverb.endswith("ly") and adverb not in ("empirically", "theoretically", "formally", "newly", "additionally"):
+        verbs = f"{adverb} {verbs}"
     return _capitalize(f"{verbs} {rest}")

@@ -109,6 +109,9 @@ def summarize(
                 if draft.note:
                     notes.append(f"theme {t + 1}: {draft.note}")
                 name = draft.name or name
+        # Papers are numbered in the order of their lines (relevance); the statement cites those numbers.
+        for paper in papers_in:
+            number(paper)
         if draft is not None and draft.statement is not None:
             statement = renumber_local(draft.statement, draft.cited, number)
         else:

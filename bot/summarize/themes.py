@@ -280,6 +280,9 @@ def paper_focus(
     for key, stat in stats.items():
         if set(key) <= skip or len(stat.papers) > max(1, cfg.focus_max_share * size):
             continue
+        # One word ("problem") or a verb's phrase ("addressing discrepancies") says little about a paper.
+        if stat.words < cfg.focus_min_words or stat.surface.split()[0].lower().endswith("ing"):
+            continue
         rarity = -np.log(stat.background + (len(stat.papers) - 1) / size + cfg.phrase_smoothing)
         value = float(rarity) * (1 + cfg.phrase_length_bonus * (stat.words - 1))
         for i in stat.titles:

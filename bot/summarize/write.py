@@ -23,7 +23,7 @@ _MIN_NAME_LETTERS = 4  # a model's theme name with fewer letters is no name
 
 # -- writing -------------------------------------------------------------------
 class Numbering:
-    """Papers numbered by first appearance across the whole summary."""
+    """Papers numbered in the order they are first numbered across the whole summary (the lines' order)."""
 
     def __init__(self) -> None:
         self.of: dict[str, int] = {}
