@@ -81,8 +81,10 @@ def test_no_latex_in_any_summary_or_answer(engine):
 
     for topic in _topics("topics.jsonl") + _topics("topics2.jsonl"):
         summary = summarize(engine, topic, mode="extractive")
-        text = summary.to_markdown(bibtex=False) + json.dumps(summary.to_dict(), ensure_ascii=False)
-        assert not LATEX_LEFT.search(text), (topic, LATEX_LEFT.search(text))
+        shown = [summary.to_markdown(bibtex=False)] + [r.title for r in summary.references]
+        shown += [t.name + t.statement + " ".join(line.text for line in t.lines) for t in summary.themes]
+        for text in shown:
+            assert not LATEX_LEFT.search(text), (topic, LATEX_LEFT.search(text))
         for theme in summary.themes:
             assert not any(line.text.lower().startswith("we propose") for line in theme.lines), theme.lines
     questions = [json.loads(line)["question"] for line in (ROOT / "evals" / "questions.jsonl").read_text().splitlines()]

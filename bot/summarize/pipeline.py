@@ -90,7 +90,10 @@ def summarize(
         stats = phrase_stats(papers_in, phrases, [pid for pid in engine.retriever.papers if pid not in inside])
         name, name_stems = theme_name(stats, len(group), cfg)
         if not name:
-            fallback = fallback or theme_names([[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost)
+            # Its one most distinctive term: a name, not a list of keywords.
+            fallback = fallback or theme_names(
+                [[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost, n_terms=1
+            )
             name = fallback[t]
         draft = None
         if llm is not None:
