@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 
@@ -68,7 +67,7 @@ def summarize(
     background = background[:: max(1, -(-len(background) // cfg.max_background_papers))]
     fallback: list[str] = []  # distinctive-terms names, computed only when a theme's titles share no phrase
     phrases = phrase_index(engine)
-    topic_stems = set(phrases.stems(re.findall(r"[A-Za-z0-9][A-Za-z0-9-]*", topic)))
+    topic_stems = phrases.text_stems(topic)
 
     report(0.25, "choosing each paper's key claim")
     topic_vec = engine.retriever.embed_query(topic)

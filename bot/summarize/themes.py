@@ -162,6 +162,10 @@ class PhraseIndex:
     def stems(self, words: list[str]) -> tuple[str, ...]:
         return tuple(self._stem([w.lower() for w in words]))
 
+    def text_stems(self, text: str) -> set[str]:
+        """The stems of every word of ``text`` (a topic's words are no paper's focus)."""
+        return set(self.stems(_WORD.findall(text)))
+
     def _grams(self, text: str) -> set[tuple[str, ...]]:
         out: set[tuple[str, ...]] = set()
         for segment in _SPLIT.split(text):
