@@ -18,10 +18,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 # First: it switches gradio and huggingface_hub to offline, telemetry-free mode.
 from bot.config import Settings, get_settings
+from bot.normalize import arxiv_search_url
 from bot.safety import clean
 from bot.schema import LOW_CONFIDENCE
 
@@ -84,7 +85,7 @@ def safe_url(url: str | None) -> str | None:
 
 def paper_href(title: str, url: str | None) -> str:
     """Where a paper's link points: its own (arXiv) page, else an arXiv title search."""
-    return safe_url(url) or f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
+    return safe_url(url) or arxiv_search_url(title)
 
 
 def _link(title: str, url: str | None) -> str:
@@ -312,7 +313,7 @@ class ChatHandlers:
         return [], [], SOURCES_PLACEHOLDER, ""
 
     def summarize(self, topic: str, papers: float | None, mode: str | None, progress: Any = None) -> tuple:
-        """A literature summary for the page, plus the same as a downloadable .md file."""
+        """A literature summary for the page, plus the same as a downloadable .md file and its references as .bib."""
         import gradio as gr
 
         from bot.errors import UserError
@@ -322,17 +323,26 @@ class ChatHandlers:
         try:
             summary = summarize(self.engine, topic, papers=_lenient_int(papers), mode=mode or None, progress=progress)
         except UserError as exc:
-            return f"⚠️ Cannot summarize: {inert(str(exc))}.", hidden
+            return f"⚠️ Cannot summarize: {inert(str(exc))}.", hidden, hidden
         except Exception:
             log.exception("summarizing failed")
-            return "⚠️ Something went wrong while summarizing (the error is logged on the server).", hidden
+            return "⚠️ Something went wrong while summarizing (the error is logged on the server).", hidden, hidden
         slug = re.sub(r"[^a-z0-9]+", "-", summary.topic.lower()).strip("-")[:60] or "summary"
         if self._downloads is None:
             self._downloads = Path(tempfile.mkdtemp(prefix="paperbot-summaries-"))
         # One folder per summary keeps the file name plain and concurrent runs apart.
-        path = Path(tempfile.mkdtemp(dir=self._downloads)) / f"summary-{slug}.md"
-        path.write_text(summary.to_markdown(), encoding="utf-8")
-        return render_summary(summary), gr.update(value=str(path), visible=True)
+        folder = Path(tempfile.mkdtemp(dir=self._downloads))
+        path = folder / f"summary-{slug}.md"
+        path.write_text(summary.to_markdown(bibtex=True), encoding="utf-8")
+        if not summary.references:
+            return render_summary(summary), gr.update(value=str(path), visible=True), hidden
+        bib = folder / f"references-{slug}.bib"
+        bib.write_text(summary.to_bibtex(), encoding="utf-8")
+        return (
+            render_summary(summary),
+            gr.update(value=str(path), visible=True),
+            gr.update(value=str(bib), visible=True),
+        )
 
 
 def render_summary(summary: Any) -> str:
@@ -347,7 +357,8 @@ def render_summary(summary: Any) -> str:
         lines += [f"\n#### {i}. {inert(theme.name)}", inert(theme.text)]
     lines.append("\n#### References")
     for ref in summary.references:
-        lines.append(f"\n**[{ref.n}]** {_link(ref.title, ref.url)}")
+        year = f" ({ref.year})" if ref.year else ""
+        lines.append(f"\n**[{ref.n}]** {_link(ref.title, ref.url)}{year}")
     lines += [f"\n*Note: {inert(note)}*" for note in summary.notes]
     return "\n".join(lines)
 
@@ -466,7 +477,9 @@ def _summarize_tab(gr: Any, handlers: ChatHandlers, settings: Settings) -> None:
         mode = gr.Radio(["auto", "extractive", "llm"], value=settings.mode, label="Mode", scale=2)
     run = gr.Button("Summarize", variant="primary", elem_id="summarize")
     output = gr.Markdown(elem_id="summary", sanitize_html=True)
-    download = gr.DownloadButton("Download .md", visible=False, elem_id="download-summary")
+    with gr.Row():
+        download = gr.DownloadButton("Download .md", visible=False, elem_id="download-summary")
+        download_bib = gr.DownloadButton("Download .bib", visible=False, elem_id="download-bib")
 
     def summarize(topic: str, papers: float, mode: str, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         return handlers.summarize(topic, papers, mode, progress=progress)
@@ -475,7 +488,7 @@ def _summarize_tab(gr: Any, handlers: ChatHandlers, settings: Settings) -> None:
         [run.click, topic.submit],
         summarize,
         [topic, papers, mode],
-        [output, download],
+        [output, download, download_bib],
         api_name="summarize",
         concurrency_id="summary",
         concurrency_limit=2,

@@ -358,6 +358,9 @@ def summarize_cmd(
     ] = None,
     mode: Annotated[str, typer.Option(help="auto, extractive or llm.")] = "auto",
     out: Annotated[Path | None, typer.Option("--out", help="Also write the Markdown to this file.")] = None,
+    bib: Annotated[
+        Path | None, typer.Option("--bib", help="Also write the cited papers as BibTeX to this file.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")] = False,
     collection: CollectionOption = None,
 ) -> None:
@@ -369,8 +372,9 @@ def summarize_cmd(
 
     from bot.summarize import summarize
 
-    if out is not None and (problem := file_problem(out)):
-        raise CliError(problem)  # before the run, not after minutes of work
+    for target in (out, bib):
+        if target is not None and (problem := file_problem(target)):
+            raise CliError(problem)  # before the run, not after minutes of work
     engine = _engine(settings)
     bar = tqdm(total=100, file=sys.stderr, disable=None, leave=False, bar_format="{desc} {percentage:3.0f}%|{bar}|")
 
@@ -383,12 +387,16 @@ def summarize_cmd(
     finally:
         bar.close()
     markdown = summary.to_markdown()
-    if out is not None:
+    # The file versions carry the references' BibTeX too (folded in the Markdown).
+    files = [(out, summary.to_markdown(bibtex=True)), (bib, summary.to_bibtex())]
+    for target, text in files:
+        if target is None:
+            continue
         try:
-            out.write_text(markdown, encoding="utf-8")
+            target.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise CliError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        echo(f"wrote {out}", err=True)
+            raise CliError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        echo(f"wrote {target}", err=True)
     if as_json:
         _print_json(summary.to_dict() | {"seconds": round(summary.seconds, 3)})
     else:

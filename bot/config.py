@@ -180,6 +180,23 @@ class SummarySettings(BaseModel):
         0.8, description="LLM mode: a per-paper claim this close (token F1) to the title only restates it."
     )
     max_name_chars: int = Field(80, description="LLM mode: a theme name from the model is cut to this length.")
+    # Theme names, statements and per-paper lines (bot/summarize/themes.py).
+    max_phrase_words: int = Field(4, description="Longest title phrase considered as a theme name or a paper's focus.")
+    phrase_smoothing: float = Field(
+        0.02, description="Added to a phrase's shares in the theme and in the corpus before their ratio is taken."
+    )
+    phrase_length_bonus: float = Field(
+        0.5, description="A theme-name phrase gains this share of its score per word beyond the first."
+    )
+    name_min_papers: int = Field(2, description="A theme name must be used by this many of its papers (or all).")
+    shared_share: float = Field(
+        0.6, description="A second phrase this share of a theme's papers use is named as what they share."
+    )
+    focus_max_share: float = Field(
+        0.5, description="A title phrase more of a theme's papers use than this share sets none of them apart."
+    )
+    focus_min_words: int = Field(2, description="Fewest words of the title phrase naming a paper's focus.")
+    statement_papers: int = Field(4, description="Papers whose focus the theme statement names (by relevance).")
 
 
 class EvalSettings(BaseModel):

@@ -5,6 +5,8 @@ publication list (abstracts ending in ``arXiv:NNNN.NNNNN``), and users' own
 JSONL, CSV or BibTeX files (read with bibtexparser; LaTeX in titles, abstracts
 and author names made readable by bot.latex). Bad entries are reported with
 file and line, never dropped silently.
+Papers carry their titles and abstracts in display form (LaTeX markup made
+readable by bot.latex, the one normaliser).
 """
 
 from __future__ import annotations
@@ -434,8 +436,10 @@ def merge_entries(entries: list[Entry]) -> list[Paper]:
     for group in groups.values():
         titles = [e.title for e in group if e.title]
         title = max(titles, key=_title_quality) if titles else _inferred_title(group[0].abstract)
-        # The abstract without LaTeX markup reads better; otherwise the longest.
+        # The abstract without LaTeX markup reads better; otherwise the longest. Both are stored
+        # in display form (bot.latex): "KD^{3}" reads "KD^3" in answers, summaries and exports.
         abstract = max((e.abstract for e in group), key=lambda a: (-len(_LATEX_CMD.findall(a)), len(a)))
+        title, abstract = latex_to_text(title), latex_to_text(abstract)
         arxiv_id = next((e.arxiv_id for e in group if e.arxiv_id), None)
         doi = next((e.doi for e in group if e.doi), None)
         url = next((e.url for e in group if e.url), None) or (

@@ -8,7 +8,9 @@ lines: a multi-character super/subscript keeps its grouping as parentheses (``T^
 the rest of the line, and citation commands vanish (they point into a bibliography nobody here
 has). The result is whitespace-collapsed; plain text passes through unchanged.
 
-Invariant: never raises on any string (pylatexenc parses tolerantly).
+Invariant: never raises on any string (pylatexenc parses tolerantly). The corpus stores titles and
+abstracts in this display form, so answers, summaries and exports carry no markup; a query holding
+markup goes through :func:`search_text` first, so search finds a paper by either form.
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ def _converter() -> LatexNodes2Text:
         "paperbot-drop", prepend=True, macros=[MacroTextSpec(name, simplify_repl="") for name in _CITATION_MACROS]
     )
     return LatexNodes2Text(latex_context=context, math_mode="text", strict_latex_spaces=False)
+
+
+# Markup a user might type into a search ("KD^{3}", "\\emph{x}", "$\\alpha$", ``quotes''): only then is a
+# query converted, so ordinary questions ("O(n^2)", "50% less") reach the retrievers untouched.
+_QUERY_MARKUP = re.compile(r"\\[a-zA-Z]+|[\^_]\{|\$[^$]+\$|``|\{\\")
+
+
+def search_text(query: str) -> str:
+    """``query`` as the index holds text (display form): LaTeX markup made plain, anything else unchanged."""
+    return latex_to_text(query) if _QUERY_MARKUP.search(query) else query
 
 
 def latex_to_text(text: str) -> str:

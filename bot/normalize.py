@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from urllib.parse import quote_plus
 
 from bot.schema import Paper
 
@@ -32,8 +33,12 @@ def clean_whitespace(text: str) -> str:
 
 
 def normalize_title(title: str) -> str:
-    """The title's key: lower-case letters and digits only."""
-    return re.sub(r"[^a-z0-9]+", "", clean_whitespace(title).lower())
+    """The title's key: lower-case letters and digits only, LaTeX command names dropped.
+
+    A title written with markup ("in $\\sim$20 Seconds") and its display form ("in ∼20 Seconds",
+    bot.latex) have the same key.
+    """
+    return re.sub(r"[^a-z0-9]+", "", LATEX_CMD.sub("", clean_whitespace(title)).lower())
 
 
 def normalize_abstract(abstract: str) -> str:
@@ -46,6 +51,16 @@ def bare_arxiv_id(text: str) -> str | None:
     """``2301.01234`` for "arXiv:2301.01234v2" or "2301.01234"; None when ``text`` is not an arXiv id."""
     match = ARXIV_ID.match(text.strip())
     return match.group(1) if match else None
+
+
+def arxiv_search_url(title: str) -> str:
+    """An arXiv title search for a paper the corpus knows no id or link of."""
+    return f"https://arxiv.org/search/?query={quote_plus(title)}&searchtype=title"
+
+
+def paper_link(title: str, url: str | None) -> str:
+    """Where a reference points: the paper's own (arXiv) page when known, else an arXiv title search."""
+    return url or arxiv_search_url(title)
 
 
 def drop_reference_marks(abstract: str) -> str:

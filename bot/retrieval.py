@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.derived import Derived, bm25_tokenize, derived_root, english_stemmer
 from bot.embedding import MiniLMEmbedding, TokenVectors, get_encoder
 from bot.indexing import GENERATION_KEY, Manifest, Store, to_node
+from bot.latex import search_text
 from bot.schema import Hit, Paper
 from bot.text import stopwords
 
@@ -231,7 +232,7 @@ class HybridRetriever:
         ``question`` may come as the pieces of the query's own embedding pass.
         """
         if isinstance(question, str):
-            question = self._encoder.encode_with_tokens([question])[1][0]
+            question = self._encoder.encode_with_tokens([search_text(question)])[1][0]
         keep = [i for i, word in enumerate(question.words) if word not in stopwords()]
         if not keep or not papers:
             return 0.0
@@ -245,7 +246,7 @@ class HybridRetriever:
         return best
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encoder.encode([text])[0]
+        return self._encoder.encode([search_text(text)])[0]
 
     def search(
         self,
@@ -257,6 +258,7 @@ class HybridRetriever:
     ) -> list[Hit]:
         """Ranked papers for ``query``; each with its best chunk and dense similarity."""
         k = k or self.settings.top_k
+        query = search_text(query)  # the index holds display text; "KD^{3}" finds "KD^3"
         qvec = self.embed_query(query) if query_vector is None else query_vector
         bundle = QueryBundle(query_str=query, embedding=qvec.tolist())
         nodes = self.retriever(kind).retrieve(bundle)
@@ -311,7 +313,7 @@ class HybridRetriever:
 
     def embed_question(self, text: str) -> tuple[np.ndarray, TokenVectors]:
         """The question's vector and, from the same model pass, its word-piece vectors."""
-        vectors, pieces = self._encoder.encode_with_tokens([text])
+        vectors, pieces = self._encoder.encode_with_tokens([search_text(text)])
         return vectors[0], pieces[0]
 
     def hit_for(self, paper_id: str, qvec: np.ndarray, score: float = 0.0) -> Hit:
@@ -322,6 +324,7 @@ class HybridRetriever:
     def score_papers(self, query: str, qvec: np.ndarray) -> PaperScores:
         """Every paper's best-chunk dense cosine and best-chunk BM25 score for ``query``."""
         paper_ids = list(self._rows_of)
+        query = search_text(query)
         dense_rows = self._matrix @ qvec
         words = bm25_tokenize([query], self._stemmer, return_ids=False)[0]
         # The BM25 index holds the manifest's chunks in order, the same rows as the matrix.

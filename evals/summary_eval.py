@@ -118,6 +118,7 @@ def main() -> int:
         assert not new["unresolved_gold"], new["unresolved_gold"]
         result = {
             "id": row.id,
+            "form": row.form or "-",
             "covered": summary.covered,
             "themes": len(summary.themes),
             "cited": len(summary.references),
@@ -146,6 +147,15 @@ def main() -> int:
         f"macro, {sum(1 for r in results if r['gold_n'])} covered topics: relabelled gold recall {new_r:.3f} "
         f"precision {new_p:.3f}; original gold recall {old_r:.3f} precision {old_p:.3f}"
     )
+    forms = sorted({r["form"] for r in results if r["gold_n"]})
+    if len(forms) > 1:
+        print()
+        print("| form | topics | recall | precision |")
+        print("| --- | --- | --- | --- |")
+        for form in forms:
+            group = [r for r in results if r["form"] == form]
+            recall, precision = macro(group, "new")
+            print(f"| {form} | {len(group)} | {recall:.3f} | {precision:.3f} |")
     uncovered_ok = all(not r["covered"] and r["cited"] == 0 for r in results if not r["gold_n"])
     print(f"uncovered topics reported as not covered: {uncovered_ok}")
     print(

@@ -151,16 +151,21 @@ def test_xss_entry_comes_back_inert(chat_server):
 
 def test_summarize_tab(chat_server):
     client = _client(chat_server.url)
-    markdown, download = client.predict("fast samplers for diffusion models", 6, "auto", api_name="/summarize")
+    markdown, download, bib = client.predict("fast samplers for diffusion models", 6, "auto", api_name="/summarize")
     assert markdown.startswith("### Literature summary: fast samplers for diffusion models")
     assert re.search(r"\[1\]", markdown) and "#### References" in markdown
     path = Path(download["value"] if isinstance(download, dict) else download)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# Literature summary: fast samplers for diffusion models") and "## References" in text
+    # The same references as BibTeX: in the Markdown file (folded) and as their own download.
+    bib_text = Path(bib["value"] if isinstance(bib, dict) else bib).read_text(encoding="utf-8")
+    assert bib_text.count("@misc{") == len(re.findall(r"^\d+\. ", text.split("## References")[1], re.M))
+    assert bib_text.strip() in text
 
-    markdown, download = client.predict("", 6, "auto", api_name="/summarize")
+    markdown, download, bib = client.predict("", 6, "auto", api_name="/summarize")
     assert markdown.startswith("⚠️ Cannot summarize:") and "is empty" in markdown
-    assert download is None or download.get("value") is None  # no file offered
+    for offered in (download, bib):
+        assert offered is None or offered.get("value") is None  # no file offered
 
 
 def _quantile(values: list[float], q: float) -> float:

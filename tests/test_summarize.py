@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from bot.answer import Engine
 from bot.citations import markers_in
 from bot.summarize import claim_rule_accuracy, select_papers, summarize, summary_recall
+from bot.summarize.claims import contribution_line
 from bot.text import split_sentences
 from tests.conftest import run_cli
 from tests.fakeopenai import Reply
@@ -28,7 +29,7 @@ def test_cli_markdown_resolves_every_marker_and_writes_the_file(built, tmp_path)
     out = run_cli(built, "summarize", FEDERATED, "--papers", "12", "--out", str(out_file))
     assert out.returncode == 0, out.stderr
     markdown = out.stdout
-    assert out_file.read_text(encoding="utf-8") == markdown
+    assert out_file.read_text(encoding="utf-8").startswith(markdown.rstrip())
     assert markdown.startswith(f"# Literature summary: {FEDERATED}\n")
     body, refs = markdown.split("\n## References\n")
     assert re.search(r"^## 1\. \S", body, re.M), "themes are numbered sections"
@@ -36,7 +37,12 @@ def test_cli_markdown_resolves_every_marker_and_writes_the_file(built, tmp_path)
     assert numbers == list(range(1, len(numbers) + 1)) and 2 <= len(numbers) <= 12
     cited = set(markers_in(body))
     assert cited == set(numbers)  # every [n] resolves, every reference is cited
-    assert "source: " in refs
+    # Every reference links to its arXiv page or, without an id, an arXiv title search.
+    entries = [line for line in refs.splitlines() if re.match(r"^\d+\. ", line)]
+    assert all(re.search(r"\]\(https://arxiv\.org/(abs/|search/\?query=)", line) for line in entries), entries
+    # The file carries the references' BibTeX as well, folded.
+    assert "<details><summary>BibTeX</summary>" not in markdown
+    assert out_file.read_text(encoding="utf-8").count("@misc{") == len(numbers)
 
 
 def test_cli_json_shape(built):
@@ -48,14 +54,19 @@ def test_cli_json_shape(built):
     assert 1 <= len(data["themes"]) <= 5
     refs = data["references"]
     assert [r["n"] for r in refs] == list(range(1, len(refs) + 1))
-    assert {"n", "paper_id", "title", "arxiv_id", "url", "sources"} <= set(refs[0])
+    assert {"n", "paper_id", "title", "arxiv_id", "url", "sources", "year", "link"} <= set(refs[0])
     seen: list[int] = []
     for theme in data["themes"]:
-        assert set(theme) == {"name", "text", "citations"} and theme["name"] and theme["text"]
+        assert set(theme) == {"name", "text", "citations", "statement", "lines"} and theme["name"] and theme["text"]
         assert theme["citations"] == list(dict.fromkeys(markers_in(theme["text"])))
+        # The statement, then one line per paper, each citing that paper once.
+        assert theme["text"].startswith(theme["statement"] + "\n\n")
+        assert [f"- {line['text']}" for line in theme["lines"]] == theme["text"].split("\n\n", 1)[1].splitlines()
+        assert all(markers_in(line["text"]) == [line["n"]] for line in theme["lines"])
         seen += theme["citations"]
-    # Numbered by first appearance across the summary, each paper once.
-    assert seen == list(range(1, len(refs) + 1))
+    # Numbered in the order of the papers' lines across the summary, each paper once.
+    assert [line["n"] for theme in data["themes"] for line in theme["lines"]] == list(range(1, len(refs) + 1))
+    assert sorted(set(seen)) == list(range(1, len(refs) + 1))
 
 
 def test_cli_topic_the_corpus_does_not_cover_says_so(built):
@@ -82,13 +93,15 @@ def test_summary_cites_the_known_papers_of_a_topic(engine, topic_id):
     assert measured["unresolved_gold"] == []
     assert measured["recall"] >= 0.8, measured
     assert steps == sorted(steps) and steps[-1] == 1.0
-    # Extractive paragraphs quote each cited paper's own abstract.
+    # Each paper's line is its own abstract's claim without the "we propose" opening.
     papers = {r.n: engine.retriever.papers[r.paper_id] for r in summary.references}
     for theme in summary.themes:
-        for sentence in split_sentences(theme.text):
-            (n,) = markers_in(sentence)
-            quote = re.sub(r" \[\d+\]([.!?]?)$", r"\1", sentence)
-            assert quote in papers[n].abstract
+        assert "," not in theme.name and not theme.name[0].islower()  # a noun phrase, not a list of terms
+        assert "differ" in theme.statement or theme.statement.startswith("One paper")
+        for line in theme.lines:
+            text = re.sub(r" \[\d+\]([.!?]?)$", r"\1", line.text)
+            assert not re.match(r"(in this (paper|work),? )?we (propose|present|introduce)", text, re.I), text
+            assert text[1:] in papers[line.n].abstract or text.split(" ", 1)[1] in papers[line.n].abstract, text
 
 
 @pytest.mark.parametrize("topic", [NOT_COVERED, "automatic speech recognition"])
@@ -144,10 +157,13 @@ def test_llm_map_reduce_paragraph_with_verified_citations(llm_engine, fake):
     assert any("paper 4 of 4" in m for _, m in steps) and any("summarizing" in m for _, m in steps)
     (theme,) = summary.themes
     assert theme.name == "Federated learning"
-    assert [r.paper_id for r in summary.references] == [papers[i].paper_id for i in (1, 0, 2, 3)]
-    assert theme.text.startswith(f"{_claim(papers[1])} [1]. {_claim(papers[0])} [2].")
-    assert "[9]" not in theme.text and "Also on this theme:" in theme.text
-    assert theme.citations == [1, 2, 3, 4]
+    assert [r.paper_id for r in summary.references] == [p.paper_id for p in papers]
+    assert theme.statement == f"{_claim(papers[1])} [2]. {_claim(papers[0])} [1]."
+    assert "[9]" not in theme.text
+    # Every paper keeps its line (the model's claim, its boilerplate opening dropped), in relevance order.
+    assert [line.n for line in theme.lines] == [1, 2, 3, 4]
+    assert theme.lines[0].text == f"{contribution_line(_claim(papers[0]) + '.')[:-1]} [1]."
+    assert theme.citations == [2, 1, 3, 4]
     # The reduce prompt lists each mapped claim with its marker already attached.
     assert len(fake.requests) == 5 and f"{_claim(papers[0])} [1]." in fake.requests[-1]["messages"][0]["content"]
 
@@ -170,15 +186,15 @@ def test_llm_synthesis_failing_verification_gives_the_verified_map_claims(llm_en
     assert "main contribution" not in theme.text
     order = {r.paper_id: r.n for r in summary.references}
     for paper in papers:
-        claim = _claim(paper)
-        assert f"{claim} [{order[paper.paper_id]}]." in theme.text
-    assert theme.citations == [1, 2, 3, 4]
+        line = contribution_line(_claim(paper) + ".")[:-1]
+        assert f"- {line} [{order[paper.paper_id]}]." in theme.text
+    assert sorted(theme.citations) == [1, 2, 3, 4]
 
 
 def test_llm_failure_falls_back_to_extractive_paragraphs_with_a_note(llm_engine, fake):
     fake.play(default=Reply(status=500, error="model crashed", headers=FAST_RETRY))
     summary = summarize(llm_engine, FEDERATED, papers=4, mode="llm")
     assert summary.covered and summary.themes
-    assert any("LLM paragraph failed" in note and "HTTP 500" in note for note in summary.notes), summary.notes
+    assert any("LLM theme failed" in note and "HTTP 500" in note for note in summary.notes), summary.notes
     cited = {n for t in summary.themes for n in t.citations}
     assert cited == {r.n for r in summary.references} == {1, 2, 3, 4}

@@ -5,7 +5,8 @@ every paper's dense and BM25 match), keeps those a fitted relevance rule calls
 on-topic, clusters them into a few themes, and writes one paragraph per theme:
 each paper's own key-claim sentence with an [n] marker (extractive mode), or a
 synthesis the LLM writes from those claims with its markers verified (LLM
-mode). Papers are numbered by first appearance; the reference list follows.
+mode). Papers are numbered in the order of their lines (themes by relevance, papers by
+relevance within a theme); the reference list follows.
 """
 
 from bot.summarize.claims import claim_rule_accuracy

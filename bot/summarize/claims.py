@@ -1,4 +1,8 @@
-"""Each paper's key-claim sentence: the strongest contribution cue in its abstract."""
+"""Each paper's key-claim sentence (the strongest contribution cue in its abstract) and its one-line form.
+
+Invariant: :func:`contribution_line` only drops an opening ("In this paper, we propose") or turns
+"we VERB" into "VERBs"; the rest of the line is the abstract's own words.
+"""
 
 from __future__ import annotations
 
@@ -123,3 +127,68 @@ def claim_rule_accuracy(engine: Engine, labels: list[dict]) -> float:
         right += pick_claims(engine, [paper], topic_vec)[paper.paper_id] in label["claims"]
         total += 1
     return right / total if total else 0.0
+
+
+# -- one line per paper -------------------------------------------------------
+# "In this paper, we propose X" -> "X"; "We show that X" -> "Shows that X". The lead-in is any
+# opening clause that ends in a comma before the subject ("To solve this problem, we ...").
+_LEAD = re.compile(
+    r"^(?:(?:in this (?:paper|work|study|article|letter|note)|here|to this end|specifically|in particular|"
+    r"[^.;]{0,160}?),\s+)?(?:(?:here|then|next|finally|first|further(?:more)?|moreover|additionally|also|instead|"
+    r"therefore|hence|thus),?\s+)?"
+    r"(?P<subject>we|this (?:paper|work|study|article|letter|note)|our (?:paper|work)|the authors)\s+"
+    r"(?P<adverb>(?:also|further|first|then|thus|therefore|hence|here|now|newly|formally|"
+    r"theoretically|empirically|carefully|systematically|instead|additionally|(?!(?:ap|re|sup|multi|im|com)?ply\b|rely\b)[a-z]+ly)\s+)?"
+    r"(?P<verb>[a-z]+)(?:\s+and\s+(?P<verb2>[a-z]+))?\b\s*(?P<rest>.*)$",
+    re.I | re.S,
+)
+# Verbs whose object names the contribution: the line is the object itself.
+_NAMING_VERBS = frozenset(
+    "propose proposes present presents introduce introduces develop develops design designs devise devises "
+    "contribute contributes formulate formulates offer offers describe describes build builds construct "
+    "constructs put puts".split()
+)
+_VERB_FORMS = re.compile(r"^[a-z]+$")
+_NOT_VERBS = frozenset("are is were was have has had can could will would may might do does did also".split())
+_CLAUSE_OBJECT = re.compile(r"^(that|to|how|whether|what|why|when|which)\b", re.I)
+
+
+def _third_person(verb: str) -> str:
+    """ "propose" -> "proposes", "study" -> "studies"; a form already ending in s is kept."""
+    low = verb.lower()
+    if low.endswith("s") and not low.endswith("ss"):
+        return low
+    if re.search(r"[^aeiou]y$", low):
+        return low[:-1] + "ies"
+    if re.search(r"(s|sh|ch|x|z|o)$", low):
+        return low + "es"
+    return low + "s"
+
+
+def _capitalize(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def contribution_line(sentence: str) -> str:
+    """``sentence`` without its "we propose" boilerplate: what the paper contributes, as one line.
+
+    "In this paper, we propose X" -> "X"; "To solve this, we introduce and analyze X" -> "Introduces and
+    analyzes X"; "We show that X" -> "Shows that X". A sentence without such an opening is kept as it
+    is. Invariant: the line's text after its first word is a verbatim tail of ``sentence``.
+    """
+    match = _LEAD.match(sentence.strip())
+    if match is None:
+        return sentence.strip()
+    verb, verb2, rest = match["verb"].lower(), (match["verb2"] or "").lower(), match["rest"].strip()
+    if verb in _NOT_VERBS or not rest or not _VERB_FORMS.match(verb):
+        return sentence.strip()
+    if verb in _NAMING_VERBS and not verb2 and not _CLAUSE_OBJECT.match(rest):
+        if verb in ("put", "puts"):
+            rest = re.sub(r"^forward\s+", "", rest, flags=re.I)
+        return _capitalize(rest)
+    verbs = _third_person(verb) + (f" and {_third_person(verb2)}" if verb2 else "")
+    # A manner adverb ("jointly") belongs to the verb; a connective ("also", "then") does not.
+    adverb = (match["adverb"] or "").strip().lower()
+    if adverb.endswith("ly") and adverb not in ("empirically", "theoretically", "formally", "newly", "additionally"):
+        verbs = f"{adverb} {verbs}"
+    return _capitalize(f"{verbs} {rest}")

@@ -11,9 +11,18 @@ from bot.citations import keep_resolvable, markers_in
 from bot.llm import describe_failure, model_errors
 from bot.summarize.claims import pick_claims
 from bot.summarize.select import select_papers
-from bot.summarize.themes import cluster, theme_names
+from bot.summarize.themes import (
+    cluster,
+    paper_focus,
+    phrase_index,
+    phrase_stats,
+    shared_phrase,
+    theme_name,
+    theme_names,
+    theme_statement,
+)
 from bot.summarize.types import Reference, Summary, Theme
-from bot.summarize.write import Numbering, extractive_paragraph, llm_theme, renumber_local
+from bot.summarize.write import Numbering, llm_theme, paper_lines, renumber_local, theme_text
 from bot.text import check_question
 
 log = logging.getLogger(__name__)
@@ -56,7 +65,9 @@ def summarize(
     background = [p for pid, p in engine.retriever.papers.items() if pid not in kept_ids]
     # Every stride-th paper stands in for a large library's background (its vocabulary and counts grow with it).
     background = background[:: max(1, -(-len(background) // cfg.max_background_papers))]
-    names = theme_names([[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost)
+    fallback: list[str] = []  # distinctive-terms names, computed only when a theme's titles share no phrase
+    phrases = phrase_index(engine)
+    topic_stems = phrases.text_stems(topic)
 
     report(0.25, "choosing each paper's key claim")
     topic_vec = engine.retriever.embed_query(topic)
@@ -68,12 +79,22 @@ def summarize(
         try:
             llm = engine.llm()
         except failures as exc:
-            notes.append(f"LLM unavailable ({describe_failure(exc, engine.settings)}); extractive paragraphs")
+            notes.append(f"LLM unavailable ({describe_failure(exc, engine.settings)}); extractive themes")
     number = Numbering()
-    for t, (group, name) in enumerate(zip(groups, names, strict=True)):
+    for t, group in enumerate(groups):
         start, span = 0.3 + 0.65 * t / len(groups), 0.65 / len(groups)
         report(start, f"writing theme {t + 1} of {len(groups)}")
-        text = None
+        papers_in = [c.hit.paper for c in group]
+        inside = {p.paper_id for p in papers_in}
+        stats = phrase_stats(papers_in, phrases, [pid for pid in engine.retriever.papers if pid not in inside])
+        name, name_stems = theme_name(stats, len(group), cfg)
+        if not name:
+            # Its one most distinctive term: a name, not a list of keywords.
+            fallback = fallback or theme_names(
+                [[c.hit.paper for c in g] for g in groups], background, cfg.bigram_boost, n_terms=1
+            )
+            name = fallback[t]
+        draft = None
         if llm is not None:
 
             def tick(done: int, t: int = t, start: float = start, span: float = span, size: int = len(group)) -> None:
@@ -84,26 +105,27 @@ def summarize(
                 draft = llm_theme(engine, topic, group, claims, llm, tick)
             except failures as exc:  # one bad completion must not sink the summary
                 reason = describe_failure(exc, engine.settings)
-                notes.append(f"theme {t + 1}: LLM paragraph failed ({reason}); extractive paragraph instead")
-                log.warning("summary theme %d: LLM paragraph failed: %s", t + 1, reason)
-                draft = None
+                notes.append(f"theme {t + 1}: LLM theme failed ({reason}); extractive theme instead")
+                log.warning("summary theme %d: LLM theme failed: %s", t + 1, reason)
             else:
-                if draft is None:
-                    notes.append(
-                        f"theme {t + 1}: LLM paragraph failed its citation check; extractive paragraph instead"
-                    )
-            if draft is not None:
                 if draft.note:
                     notes.append(f"theme {t + 1}: {draft.note}")
                 name = draft.name or name
-                text = renumber_local(draft.text, draft.cited, number)
-                # Papers the model left out are still on topic; they are listed, not dropped.
-                missing = [c.hit.paper for c in group if c.hit.paper.paper_id not in number.of]
-                if missing:
-                    text += " Also on this theme: " + "; ".join(f"{p.title} [{number(p)}]" for p in missing) + "."
-        if text is None:
-            text = extractive_paragraph([c.hit.paper for c in group], claims, number)
-        summary.themes.append(Theme(name=name, text=text, citations=[]))
+        # Papers are numbered in the order of their lines (relevance); the statement cites those numbers.
+        for paper in papers_in:
+            number(paper)
+        if draft is not None and draft.statement is not None:
+            statement = renumber_local(draft.statement, draft.cited, number)
+        else:
+            skip = name_stems | topic_stems
+            focus = paper_focus(stats, len(group), skip, cfg)
+            named = [(focus[i], number(p)) for i, p in enumerate(papers_in) if i in focus][: cfg.statement_papers]
+            statement = theme_statement(name, named, len(group), shared_phrase(stats, len(group), skip, cfg))
+        own = draft.lines if draft is not None else [claims[p.paper_id] for p in papers_in]
+        lines = paper_lines(papers_in, own, number)
+        summary.themes.append(
+            Theme(name=name, text=theme_text(statement, lines), citations=[], statement=statement, lines=lines)
+        )
 
     # Citation check as in chat: every [n] must name a listed paper.
     allowed = set(range(1, len(number.papers) + 1))
@@ -111,11 +133,22 @@ def summarize(
     for theme in summary.themes:
         theme.text, gone = keep_resolvable(theme.text, allowed)
         dropped += gone
+        theme.statement, _ = keep_resolvable(theme.statement, allowed)
         theme.citations = list(dict.fromkeys(markers_in(theme.text)))
     if dropped:
         notes.append(f"{dropped} citation marker(s) that named no paper were removed")
     summary.references = [
-        Reference(n=n, paper_id=p.paper_id, title=p.title, arxiv_id=p.arxiv_id, url=p.url, sources=list(p.sources))
+        Reference(
+            n=n,
+            paper_id=p.paper_id,
+            title=p.title,
+            arxiv_id=p.arxiv_id,
+            url=p.url,
+            sources=list(p.sources),
+            year=p.year,
+            authors=list(p.authors),
+            abstract=p.abstract,
+        )
         for n, p in enumerate(number.papers, start=1)
     ]
     summary.seconds = time.perf_counter() - started

@@ -13,8 +13,9 @@ from bot.citations import map_markers, strip_markers, verify, with_marker
 from bot.llm import fill, load_prompt, reading_model_output
 from bot.safety import clean
 from bot.schema import Hit, Paper
-from bot.summarize.claims import LEAD_IN, claim_candidates
+from bot.summarize.claims import LEAD_IN, claim_candidates, contribution_line
 from bot.summarize.select import Candidate
+from bot.summarize.types import PaperLine
 from bot.text import split_sentences, token_f1
 
 _MIN_NAME_LETTERS = 4  # a model's theme name with fewer letters is no name
@@ -22,7 +23,7 @@ _MIN_NAME_LETTERS = 4  # a model's theme name with fewer letters is no name
 
 # -- writing -------------------------------------------------------------------
 class Numbering:
-    """Papers numbered by first appearance across the whole summary."""
+    """Papers numbered in the order they are first numbered across the whole summary (the lines' order)."""
 
     def __init__(self) -> None:
         self.of: dict[str, int] = {}
@@ -35,8 +36,17 @@ class Numbering:
         return self.of[paper.paper_id]
 
 
-def extractive_paragraph(group: list[Paper], claims: dict[str, str], number: Numbering) -> str:
-    return " ".join(with_marker(claims[p.paper_id], number(p)) for p in group)
+def paper_lines(group: list[Paper], lines: list[str], number: Numbering) -> list[PaperLine]:
+    """One cited line per paper, in the group's order: what the paper contributes, no "we propose"."""
+    return [
+        PaperLine(number(p), with_marker(contribution_line(line), number(p)))
+        for p, line in zip(group, lines, strict=True)
+    ]
+
+
+def theme_text(statement: str, lines: list[PaperLine]) -> str:
+    """The theme as Markdown: its statement, then one bullet per paper."""
+    return statement + "\n\n" + "\n".join(f"- {line.text}" for line in lines)
 
 
 def _grounded(engine: Engine, text: str, paper: Paper) -> bool:
@@ -50,12 +60,14 @@ def _grounded(engine: Engine, text: str, paper: Paper) -> bool:
 
 @dataclass
 class ThemeDraft:
-    """An LLM-written theme: its name (None keeps the term name), paragraph with local [k], cited hits."""
+    """An LLM-written theme: name (None keeps the phrase name), statement with local [k] and the hits it cites
+    (None when the synthesis failed its check), and one claim per paper of the group, in order."""
 
     name: str | None
-    text: str
+    statement: str | None
     cited: list[Hit]
-    note: str | None = None  # why the paragraph is not the model's synthesis
+    lines: list[str]
+    note: str | None = None  # why the statement is not the model's synthesis
 
 
 def _map_claims(
@@ -110,12 +122,12 @@ def llm_theme(
     claims: dict[str, str],
     llm: LLM,
     tick: Callable[[int], None] = lambda done: None,
-) -> ThemeDraft | None:
-    """LLM map (one claim per paper) then reduce (named paragraph), verified as chat answers are.
+) -> ThemeDraft:
+    """LLM map (one claim per paper) then reduce (named synthesis), verified as chat answers are.
 
-    When the synthesis fails the check, the model's own per-paper claims (each
-    grounded in its abstract) make the paragraph and pass the same check; None
-    when neither does.
+    The per-paper claims become the theme's lines (each grounded in its abstract, or the paper's
+    own claim sentence); the synthesis becomes its statement when it passes the citation check,
+    otherwise the statement is left to the extractive rule and the draft carries a note.
     """
     hits = [c.hit for c in group]
     mapped = _map_claims(engine, llm, topic, group, claims, tick)
@@ -123,15 +135,11 @@ def llm_theme(
     name, reply = _reduce(engine, llm, topic, mapped)
     verdict = _verified_paragraph(engine, reply, hits) if any(ch.isalpha() for ch in strip_markers(reply)) else None
     if isinstance(verdict, tuple):
-        return ThemeDraft(name, *verdict)
+        return ThemeDraft(name, verdict[0], verdict[1], mapped)
     why = verdict or "the model wrote no paragraph"
-    mapped_text = " ".join(f"{m.rstrip('.')} [{n}]." for n, m in enumerate(mapped, start=1))
-    fallback = _verified_paragraph(engine, mapped_text, hits)
-    if isinstance(fallback, tuple):
-        return ThemeDraft(
-            name, *fallback, note=f"LLM synthesis failed ({why}); paragraph from the model's per-paper claims"
-        )
-    return None
+    return ThemeDraft(
+        name, None, [], mapped, note=f"LLM synthesis failed ({why}); theme lines from the model's per-paper claims"
+    )
 
 
 def _verified_paragraph(engine: Engine, reply: str, hits: list[Hit]) -> tuple[str, list[Hit]] | str:
