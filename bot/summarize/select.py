@@ -46,8 +46,10 @@ def relevance(dense: np.ndarray, sparse: np.ndarray, vectors: np.ndarray, cfg: S
 def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidate], bool, list[str]]:
     """The on-topic papers (best first), whether the corpus covers the topic, and notes."""
     cfg = engine.settings.summary
-    retrieval = engine.retrieve_for(topic, k=cfg.candidate_k)
-    hits, qvec = retrieval.hits, retrieval.query_vector
+    # Asked through the query engine like any question: its answer says whether the abstracts cover
+    # the topic (the refusal rule) and lists the closest papers.
+    answer = engine.as_query_engine(mode="extractive", k=cfg.candidate_k).query(topic).metadata["answer"]
+    hits, qvec = answer.hits, engine.retriever.embed_query(topic)
     scores = engine.retriever.score_papers(topic, qvec)
     paper_ids = scores.paper_ids
     prob = relevance(scores.dense, scores.sparse, engine.retriever.paper_vectors(paper_ids), cfg)
@@ -64,7 +66,7 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
         kept.append(Candidate(hit, float(prob[i])))
     notes: list[str] = []
     best = max((h.similarity for h in hits), default=0.0)
-    if not retrieval.answered or best < cfg.min_topic_similarity:
+    if answer.refused or best < cfg.min_topic_similarity:
         notes.append(f"{NO_COVERAGE} The closest paper (similarity {best:.2f}) is not about the topic.")
         return [], False, notes
     if len(kept) < cfg.min_papers:
