@@ -130,12 +130,7 @@ class Engine:
         k: int | None = None,
         filters: Filters | None = None,
     ) -> Answer:
-        answer = None
-        for event in self.stream(question, history, mode, k, filters):
-            if isinstance(event, Answer):
-                answer = event
-        assert answer is not None, "Engine.stream ends with an Answer"
-        return answer
+        return _final(self.stream(question, history, mode, k, filters))
 
     def stream(
         self,
