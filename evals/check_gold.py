@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sanity checks for the paperbot eval sets.
 
-Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1,2,_dev}.jsonl,
+Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1,2,3,_dev}.jsonl,
 evals/topics.jsonl and evals/topics2.jsonl:
   * every line is valid for the eval's loader (bot/eval/dataset.py: fields, types, styles, kinds,
     expected strings, topic forms; unanswerable questions and uncovered topics have empty gold);
@@ -44,6 +44,7 @@ QUESTION_FILES = {
     "styles1.jsonl": "s",
     "styles2.jsonl": "u",
     "styles_dev.jsonl": "v",
+    "styles3.jsonl": "s3_",
 }
 TOPIC_FILES = {"topics.jsonl": "t", "topics2.jsonl": "w"}
 TYPES = {"lookup", "multi", "detail", "unanswerable"}
