@@ -2,7 +2,7 @@
 """Sanity checks for the paperbot eval sets.
 
 Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1,2,3,_dev}.jsonl,
-evals/topics.jsonl and evals/topics2.jsonl:
+evals/topics.jsonl, evals/topics2.jsonl and evals/topics3.jsonl:
   * every line is valid for the eval's loader (bot/eval/dataset.py: fields, types, styles, kinds,
     expected strings, topic forms; unanswerable questions and uncovered topics have empty gold);
   * ids are unique (within each file and across all files) and carry the file's prefix;
@@ -46,7 +46,7 @@ QUESTION_FILES = {
     "styles_dev.jsonl": "v",
     "styles3.jsonl": "s3_",
 }
-TOPIC_FILES = {"topics.jsonl": "t", "topics2.jsonl": "w"}
+TOPIC_FILES = {"topics.jsonl": "t", "topics2.jsonl": "w", "topics3.jsonl": "t3_"}
 TYPES = {"lookup", "multi", "detail", "unanswerable"}
 SINGLE_GOLD = ("lookup", "detail")
 ARXIV_RE = re.compile(r"^\d{4}\.\d{4,5}$")
