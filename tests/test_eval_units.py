@@ -140,7 +140,7 @@ def test_topic_rows(tmp_path: Path, row: dict, message: str | None) -> None:
         assert str(info.value).startswith(f"{path} line 1: ") and message in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["questions", "heldout", "styles1", "styles2", "styles_dev"])
+@pytest.mark.parametrize("name", ["questions", "heldout", "styles1", "styles2", "styles3", "styles_dev"])
 def test_shipped_sets_load_with_their_fields(name: str) -> None:
     questions = load_dataset(ROOT / "evals" / f"{name}.jsonl")
     styled = name.startswith("styles")

@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LATEX_LEFT = re.compile(r"\\[a-zA-Z]+|[\^_]\{|\$[^$\s][^$]*\$|``|\{\\|\\cite")
 
 
-def _topics(name: str) -> list[str]:
-    return [json.loads(line)["topic"] for line in (ROOT / "evals" / name).read_text().splitlines() if line.strip()]
+def _field(pattern: str, field: str) -> list[str]:
+    """``field`` of every row of every eval set matching ``pattern`` (new sets are picked up as they land)."""
+    return [
+        json.loads(line)[field]
+        for path in sorted((ROOT / "evals").glob(pattern))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
 
 
 # -- fast: the text rules ----------------------------------------------------------
@@ -79,7 +85,7 @@ def test_shipped_corpus_is_stored_without_latex():
 def test_no_latex_in_any_summary_or_answer(engine):
     from bot.summarize import summarize
 
-    for topic in _topics("topics.jsonl") + _topics("topics2.jsonl"):
+    for topic in _field("topics*.jsonl", "topic"):
         summary = summarize(engine, topic, mode="extractive")
         shown = [summary.to_markdown(bibtex=False)] + [r.title for r in summary.references]
         shown += [t.name + t.statement + " ".join(line.text for line in t.lines) for t in summary.themes]
@@ -87,7 +93,7 @@ def test_no_latex_in_any_summary_or_answer(engine):
             assert not LATEX_LEFT.search(text), (topic, LATEX_LEFT.search(text))
         for theme in summary.themes:
             assert not any(line.text.lower().startswith("we propose") for line in theme.lines), theme.lines
-    questions = [json.loads(line)["question"] for line in (ROOT / "evals" / "questions.jsonl").read_text().splitlines()]
+    questions = _field("questions.jsonl", "question")
     questions += ["What is knowledge distillation between different distributions (KD^3)?"]
     for question in questions:
         answer = engine.ask(question, mode="extractive")
