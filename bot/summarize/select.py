@@ -66,7 +66,7 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
         kept.append(Candidate(hit, float(prob[i])))
     notes: list[str] = []
     best = max((h.similarity for h in hits), default=0.0)
-    if answer.refused or best < cfg.min_topic_similarity:
+    if best < cfg.min_topic_similarity or (answer.refused and best < cfg.refused_topic_similarity):
         notes.append(f"{NO_COVERAGE} The closest paper (similarity {best:.2f}) is not about the topic.")
         return [], False, notes
     if len(kept) < cfg.min_papers:
