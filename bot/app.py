@@ -371,7 +371,7 @@ def build_app(engine: Engine, settings: Settings | None = None) -> gr.Blocks:
     settings = settings or engine.settings
     handlers = ChatHandlers(engine)
     stats = engine.stats()
-    years = sorted({p.year for p in engine.manifest.papers if p.year})
+    years = engine.retriever.years()
     source_choices = [("All sources", ALL_SOURCES)] + [(name, name) for name in sorted(stats["sources"])]
 
     with gr.Blocks(title="paperbot", analytics_enabled=False) as demo:

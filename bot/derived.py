@@ -1,16 +1,27 @@
 """What queries need, computed once at index time and memory-mapped at start ("derived data").
 
 Per manifest generation (named by the sha1 of the manifest document, its *key*),
-``<store_dir>/derived/<collection>/gen-<key>/`` holds (with a Chroma server: a
+``<store_dir>/derived/<collection>/gen2-<key>/`` holds (with a Chroma server: a
 local cache folder, see :func:`derived_root`; a machine without it builds it
 once, from the manifest and the stored vectors, when it opens the index):
 
 - ``chunk_vectors.npy``: the chunk embeddings (float32) in manifest chunk order;
 - ``bm25/``: the bm25s index of the chunks' embedding texts, in the same order;
+- ``bm25_tokens/``: the chunks' BM25 token ids (one vocabulary), so that a new
+  generation tokenizes only its new chunks and indexes the rest from their ids;
 - ``piece_df.npz``: in how many papers each word piece occurs (the coverage IDF);
-- ``manifest.json``: a copy of the manifest document (faster to read than Chroma's);
+- ``table/``: the manifest in columns (:class:`ManifestTable`): paper and chunk
+  ids, years, sources and chunk rows as arrays, paper records and chunk texts as
+  byte blobs with offsets. A start maps these files; it parses no JSON document
+  and makes a ``Paper`` or ``Chunk`` only for what a query touches (a 100,000-chunk
+  manifest as one JSON document took 7.7 s to read and turn into objects);
 - ``papers.npy``: for each manifest paper, the segment and row holding its
   abstract sentences, their vectors and its word-piece vectors.
+
+A generation's folder is ``gen<FORMAT_VERSION>-<key>``: a generation of an older
+format stays usable by the older code until the manifest moves on, and the new
+code builds its own beside it (reusing its segments and chunk vectors) when it
+opens the index.
 
 Those per-paper data live in immutable *segments* (``seg-<id>/``) shared by
 generations, so adding papers writes only a segment for the new ones.
@@ -26,6 +37,13 @@ Invariants:
   generation keeps its memory maps (POSIX unlink semantics).
 - The per-paper data are exactly what the query path computed before they were
   stored: :func:`paper_pieces` is the one place that encodes them.
+- The table holds the manifest the key names, field for field
+  (:meth:`ManifestTable.write` is given the same papers and chunks as the
+  document whose sha1 is the key); Chroma's manifest record stays the source of
+  truth a machine without these files rebuilds them from.
+- The BM25 index is the one a single bm25s build over all chunk texts would give:
+  stored token ids are the same tokenizer's output, and ids are only ever added
+  to the vocabulary, never renumbered.
 """
 
 from __future__ import annotations
@@ -37,17 +55,18 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from bot.config import Settings
 from bot.embedding import DIMENSION, MiniLMEncoder
 from bot.schema import Chunk, Paper
 from bot.text import split_sentences
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest table and the BM25 token ids; folder gen2-<key>
 # The tokenization BM25 uses at index and at query time (llama-index's BM25Retriever defaults).
 BM25_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 BM25_STOPWORDS = "english"
@@ -221,16 +240,27 @@ class Segment:
         return name
 
 
-class Derived:
-    """One generation's derived data, opened for queries (arrays are memory-mapped)."""
+def generation_dir(root: Path, key: str, version: int = FORMAT_VERSION) -> Path:
+    """Generation ``key``'s folder in format ``version`` (version 1 had no version in the name)."""
+    return root / (f"gen-{key}" if version == 1 else f"gen{version}-{key}")
 
-    def __init__(self, root: Path, key: str) -> None:
-        self.path = root / f"gen-{key}"
+
+class Derived:
+    """One generation's derived data, opened for queries (arrays are memory-mapped).
+
+    ``version`` 1 opens an older generation only as the previous one of a build
+    (its segments, chunk vectors and piece counts are reused; it has no table).
+    """
+
+    def __init__(self, root: Path, key: str, version: int = FORMAT_VERSION) -> None:
+        self.path = generation_dir(root, key, version)
         meta = json.loads((self.path / "meta.json").read_text())
-        if meta.get("version") != FORMAT_VERSION or meta.get("key") != key:
-            raise FileNotFoundError(f"{self.path}: not a version {FORMAT_VERSION} generation of {key}")
+        if meta.get("version") != version or meta.get("key") != key:
+            raise FileNotFoundError(f"{self.path}: not a version {version} generation of {key}")
+        self.version = version
         self.segment_names: list[str] = meta["segments"]
-        self.chunk_ids: list[str] = meta["chunk_ids"]
+        self.table = ManifestTable(self.path / "table") if version >= 2 else None
+        self._chunk_ids: list[str] | None = meta.get("chunk_ids")
         self._segments: dict[int, Segment] = {}
         self._root = root
         self.paper_rows = np.load(self.path / "papers.npy")  # (papers, 2): segment, row
@@ -240,8 +270,23 @@ class Derived:
         self.papers_counted = int(df["papers"])
 
     @staticmethod
-    def exists(root: Path, key: str) -> bool:
-        return (root / f"gen-{key}" / "meta.json").is_file()
+    def exists(root: Path, key: str, version: int = FORMAT_VERSION) -> bool:
+        return (generation_dir(root, key, version) / "meta.json").is_file()
+
+    @classmethod
+    def previous(cls, root: Path, key: str) -> Derived | None:
+        """Generation ``key`` in this format or the one before, to build a new generation from; None if neither."""
+        for version in (FORMAT_VERSION, 1):
+            if cls.exists(root, key, version):
+                return cls(root, key, version)
+        return None
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        if self._chunk_ids is None:
+            assert self.table is not None
+            self._chunk_ids = self.table.chunk_ids.all()
+        return self._chunk_ids
 
     def segment(self, index: int) -> Segment:
         if index not in self._segments:
@@ -258,6 +303,10 @@ class Derived:
 
         return bm25s.BM25.load(str(self.path / "bm25"), mmap=True)
 
+    def bm25_tokens(self) -> BM25Tokens | None:
+        """The chunks' stored BM25 token ids (None in a version-1 generation)."""
+        return BM25Tokens(self.path / "bm25_tokens") if self.version >= 2 else None
+
     def piece_idf(self) -> dict[int, float]:
         n = self.papers_counted
         return {piece: float(np.log((n + 1) / (count + 0.5))) for piece, count in self.piece_df.items()}
@@ -270,20 +319,181 @@ class Derived:
         return out
 
 
-def manifest_copy(root: Path, key: str) -> str | None:
-    """The manifest text generation ``key`` keeps (None when it does not exist)."""
-    try:
-        return (root / f"gen-{key}" / "manifest.json").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
+class BM25Tokens:
+    """The chunks' BM25 tokens as ids into one vocabulary (a flat int32 array with offsets), memory-mapped."""
+
+    def __init__(self, folder: Path) -> None:
+        self.vocab: list[str] = orjson.loads((folder / "vocab.json").read_bytes())
+        self._ids = np.load(folder / "ids.npy", mmap_mode="r")
+        self._offsets = np.load(folder / "offsets.npy")
+
+    def rows(self, rows: Sequence[int]) -> list[np.ndarray]:
+        return [self._ids[self._offsets[r] : self._offsets[r + 1]] for r in rows]
+
+    @staticmethod
+    def write(folder: Path, vocab: list[str], docs: Sequence[np.ndarray]) -> None:
+        folder.mkdir(parents=True)
+        (folder / "vocab.json").write_bytes(orjson.dumps(vocab))
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum([len(d) for d in docs], out=offsets[1:])
+        np.save(folder / "ids.npy", np.concatenate(docs).astype(np.int32) if docs else np.zeros(0, np.int32))
+        np.save(folder / "offsets.npy", offsets)
+
+
+NO_YEAR = -1  # the year column's value for a paper without a year
+
+
+class Strings:
+    """A column of strings: one UTF-8 blob and int64 offsets; item ``i`` is decoded when read."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self._blob = np.load(folder / f"{name}.npy", mmap_mode="r")
+        self._offsets = np.load(folder / f"{name}.offsets.npy")
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self._blob[self._offsets[i] : self._offsets[i + 1]].tobytes().decode("utf-8")
+
+    def bytes_of(self, i: int) -> bytes:
+        return self._blob[self._offsets[i] : self._offsets[i + 1]].tobytes()
+
+    def all(self) -> list[str]:
+        """Every item (one read of the blob)."""
+        data = self._blob.tobytes()
+        ends = self._offsets.tolist()
+        return [data[a:b].decode("utf-8") for a, b in zip(ends, ends[1:], strict=False)]
+
+    @staticmethod
+    def write(folder: Path, name: str, items: Sequence[str | bytes]) -> None:
+        encoded = [i.encode("utf-8") if isinstance(i, str) else i for i in items]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        np.save(folder / f"{name}.npy", np.frombuffer(b"".join(encoded), dtype=np.uint8))
+        np.save(folder / f"{name}.offsets.npy", offsets)
+
+
+@dataclass
+class TableHead:
+    """The manifest's small fields (everything but its papers and chunks)."""
+
+    report: dict
+    extra_sources: list[str]
+    model: str
+    chunking: dict[str, int]
+    version: int
+    generation: int
+
+
+class ManifestTable:
+    """The manifest in columns, memory-mapped: papers and chunks are made one at a time, when read.
+
+    Papers are in manifest order (row ``i`` is the manifest's ``i``-th paper),
+    chunks likewise; ``chunk_paper[j]`` is the row of chunk ``j``'s paper.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.head = TableHead(**orjson.loads((folder / "head.json").read_bytes()))
+        self._papers = Strings(folder, "papers")  # orjson records of Paper.to_dict()
+        self.paper_ids = Strings(folder, "paper_ids")
+        self.chunk_ids = Strings(folder, "chunk_ids")
+        self._chunk_texts = Strings(folder, "chunk_texts")
+        self.year = np.load(folder / "year.npy")  # int32, NO_YEAR when unknown
+        self.source_names: list[str] = orjson.loads((folder / "source_names.json").read_bytes())
+        self.source_offsets = np.load(folder / "source_offsets.npy")  # papers + 1
+        self.source_index = np.load(folder / "source_index.npy")  # into source_names
+        self.chunk_paper = np.load(folder / "chunk_paper.npy")  # int32
+        self.chunk_position = np.load(folder / "chunk_position.npy")  # int32
+
+    @property
+    def n_papers(self) -> int:
+        return len(self.paper_ids)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunk_ids)
+
+    def paper(self, row: int) -> Paper:
+        return Paper.from_dict(orjson.loads(self._papers.bytes_of(row)))
+
+    def chunk(self, row: int) -> Chunk:
+        return Chunk(
+            chunk_id=self.chunk_ids[row],
+            paper_id=self.paper_ids[int(self.chunk_paper[row])],
+            text=self._chunk_texts[row],
+            position=int(self.chunk_position[row]),
+        )
+
+    def chunk_text(self, row: int) -> str:
+        return self._chunk_texts[row]
+
+    def sources_of(self, row: int) -> list[str]:
+        return [
+            self.source_names[i] for i in self.source_index[self.source_offsets[row] : self.source_offsets[row + 1]]
+        ]
+
+    def source_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.source_index, minlength=len(self.source_names))
+        return dict(sorted(zip(self.source_names, counts.tolist(), strict=True)))
+
+    @staticmethod
+    def write(folder: Path, head: TableHead, papers: Sequence[Paper], chunks: Sequence[Chunk]) -> None:
+        folder.mkdir(parents=True)
+        (folder / "head.json").write_bytes(orjson.dumps(asdict(head)))
+        Strings.write(folder, "papers", [orjson.dumps(p.to_dict()) for p in papers])
+        Strings.write(folder, "paper_ids", [p.paper_id for p in papers])
+        Strings.write(folder, "chunk_ids", [c.chunk_id for c in chunks])
+        Strings.write(folder, "chunk_texts", [c.text for c in chunks])
+        np.save(folder / "year.npy", np.array([NO_YEAR if p.year is None else p.year for p in papers], np.int32))
+        names = sorted({s for p in papers for s in p.sources})
+        number = {name: i for i, name in enumerate(names)}
+        (folder / "source_names.json").write_bytes(orjson.dumps(names))
+        offsets = np.zeros(len(papers) + 1, dtype=np.int64)
+        np.cumsum([len(p.sources) for p in papers], out=offsets[1:])
+        np.save(folder / "source_offsets.npy", offsets)
+        np.save(folder / "source_index.npy", np.array([number[s] for p in papers for s in p.sources], np.int32))
+        row_of = {p.paper_id: i for i, p in enumerate(papers)}
+        np.save(folder / "chunk_paper.npy", np.array([row_of[c.paper_id] for c in chunks], np.int32))
+        np.save(folder / "chunk_position.npy", np.array([c.position for c in chunks], np.int32))
+
+
+class LazyRows(Sequence):
+    """A read-only list whose items are made from a table row when read (and kept)."""
+
+    def __init__(self, size: int, make: Callable[[int], object]) -> None:
+        self._size = size
+        self._make = make
+        self._made: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._size))]
+        if i < 0:
+            i += self._size
+        if not 0 <= i < self._size:
+            raise IndexError(i)
+        if i not in self._made:
+            self._made[i] = self._make(i)
+        return self._made[i]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Sequence)
+            and len(self) == len(other)
+            and all(a == b for a, b in zip(self, other, strict=True))
+        )
 
 
 def build(
     root: Path,
     key: str,
-    document: str,
-    papers: list[Paper],
-    chunks: list[Chunk],
+    head: TableHead,
+    papers: Sequence[Paper],
+    chunks: Sequence[Chunk],
     chunk_text: Callable[[Chunk], str],
     chunk_vectors: Callable[[list[str]], np.ndarray],
     encoder: MiniLMEncoder,
@@ -293,13 +503,14 @@ def build(
     segment_papers: int = 2000,
     batch_size: int = 32,
 ) -> BuildStats:
-    """Write generation ``key`` (of manifest text ``document``) for ``papers`` and ``chunks``, reusing ``previous``.
+    """Write generation ``key`` (of the manifest ``head``, ``papers`` and ``chunks``), reusing ``previous``.
 
     ``chunk_vectors(ids)`` gives the embeddings of chunks ``previous`` does not
-    hold; ``chunk_text`` the text BM25 indexes (the embedding text);
-    ``pieces_of`` new papers' per-paper data (default: :func:`paper_pieces`;
-    the scale benchmark derives them from real papers instead); at most
-    ``segment_papers`` papers go into one segment.
+    hold; ``chunk_text`` the text BM25 indexes (the embedding text), asked only
+    for chunks whose tokens ``previous`` does not hold; ``pieces_of`` new papers'
+    per-paper data (default: :func:`paper_pieces`; the scale benchmark derives
+    them from real papers instead); at most ``segment_papers`` papers go into one
+    segment.
     """
     from tqdm import tqdm
 
@@ -364,6 +575,7 @@ def build(
     tmp = root / f"{TMP_PREFIX}gen-{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     np.save(tmp / "chunk_vectors.npy", vectors)
+    del vectors
     np.save(tmp / "papers.npy", rows)
     piece_ids = np.array(sorted(df), dtype=np.int64)
     np.savez(
@@ -372,24 +584,52 @@ def build(
         counts=np.array([df[i] for i in piece_ids.tolist()], dtype=np.int64),
         papers=np.array(len(papers)),
     )
-    _build_bm25(tmp / "bm25", [chunk_text(c) for c in chunks])
-    meta = {"version": FORMAT_VERSION, "key": key, "segments": segment_names, "chunk_ids": ids}
-    (tmp / "manifest.json").write_text(document, encoding="utf-8")
+    old_tokens = previous.bm25_tokens() if previous is not None else None
+    _build_bm25(tmp, chunks, chunk_text, old_tokens, old_row if old_tokens is not None else {})
+    ManifestTable.write(tmp / "table", head, papers, chunks)
+    meta = {"version": FORMAT_VERSION, "key": key, "segments": segment_names}
     (tmp / "meta.json").write_text(json.dumps(meta))
-    _publish(tmp, root / f"gen-{key}")
+    _publish(tmp, generation_dir(root, key))
     stats.total_seconds = time.perf_counter() - started
     return stats
 
 
-def _build_bm25(path: Path, texts: list[str]) -> None:
-    """The bm25s index of ``texts``; none for an empty collection (nothing queries it: Engine refuses to start)."""
+def _build_bm25(
+    folder: Path,
+    chunks: Sequence[Chunk],
+    chunk_text: Callable[[Chunk], str],
+    old: BM25Tokens | None,
+    old_row: dict[str, int],
+) -> None:
+    """The chunks' BM25 token ids and the bm25s index built from them (none for an empty collection).
+
+    Chunks ``old`` holds keep their token ids (``old_row``: chunk id -> its row
+    there); only the others are tokenized, their new words appended to the
+    vocabulary. Tokenizing is most of a bm25s build: at 100,000 chunks it took
+    most of the minute a full rebuild cost (evals/bench_scale_report.md).
+    """
     import bm25s
 
-    if not texts:
+    vocab = list(old.vocab) if old is not None else []
+    number = {word: i for i, word in enumerate(vocab)}
+    kept = [i for i, c in enumerate(chunks) if c.chunk_id in old_row]
+    todo = [i for i, c in enumerate(chunks) if c.chunk_id not in old_row]
+    docs: list[np.ndarray] = [np.zeros(0, np.int32)] * len(chunks)
+    if kept:
+        assert old is not None
+        for i, ids in zip(kept, old.rows([old_row[chunks[i].chunk_id] for i in kept]), strict=True):
+            docs[i] = ids
+    if todo:
+        words = bm25_tokenize([chunk_text(chunks[i]) for i in todo], english_stemmer(), return_ids=False)
+        for i, doc in zip(todo, words, strict=True):
+            docs[i] = np.array([number.setdefault(w, len(number)) for w in doc], dtype=np.int32)
+        vocab = list(number)
+    BM25Tokens.write(folder / "bm25_tokens", vocab, docs)
+    if not chunks:
         return
     index = bm25s.BM25()
-    index.index(bm25_tokenize(texts, english_stemmer()), show_progress=False)
-    index.save(str(path))
+    index.index(bm25s.tokenization.Tokenized(ids=[d.tolist() for d in docs], vocab=number), show_progress=False)
+    index.save(str(folder / "bm25"))
 
 
 def collect_garbage(root: Path, live_key: str, tmp_grace_seconds: float) -> None:
@@ -400,9 +640,10 @@ def collect_garbage(root: Path, live_key: str, tmp_grace_seconds: float) -> None
     """
     if not root.is_dir():
         return
-    keep = {f"gen-{live_key}"}
+    live = generation_dir(root, live_key)
+    keep = {live.name}
     if Derived.exists(root, live_key):
-        keep.update(json.loads((root / f"gen-{live_key}" / "meta.json").read_text())["segments"])
+        keep.update(json.loads((live / "meta.json").read_text())["segments"])
     now = time.time()
     for entry in root.iterdir():
         if entry.name in keep:

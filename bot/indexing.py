@@ -33,7 +33,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -81,10 +81,16 @@ class EmptyCollection(IndexError_):
 
 @dataclass
 class Manifest:
-    """The live index: its papers and chunks; ``key`` (not stored) is the sha1 of the stored document."""
+    """The live index: its papers and chunks; ``key`` (not stored) is the sha1 of the stored document.
 
-    papers: list[Paper]
-    chunks: list[Chunk]
+    Opened from a derived generation (:meth:`from_table`), ``papers`` and
+    ``chunks`` are lazy sequences over its columns and ``table`` is set: code
+    that reads every paper or chunk (a re-index) still can, code on the query
+    path reads the columns.
+    """
+
+    papers: Sequence[Paper]
+    chunks: Sequence[Chunk]
     report: dict[str, Any]
     extra_sources: list[str] = field(default_factory=list)
     model: str = MODEL_NAME
@@ -92,6 +98,7 @@ class Manifest:
     version: int = FORMAT_VERSION
     generation: int = 0  # 0: an index from before generations; its chunks are not filtered by one
     key: str = field(default="", compare=False)
+    table: derived.ManifestTable | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> str:
         data = {
@@ -122,12 +129,38 @@ class Manifest:
             key=key or derived.manifest_key(text),
         )
 
+    def head(self) -> derived.TableHead:
+        """The small fields, as the derived table stores them."""
+        return derived.TableHead(
+            self.report, self.extra_sources, self.model, self.chunking, self.version, self.generation
+        )
+
+    @classmethod
+    def from_table(cls, table: derived.ManifestTable, key: str) -> Manifest:
+        """The manifest generation ``key``'s table holds; papers and chunks are made when read."""
+        head = table.head
+        return cls(
+            papers=derived.LazyRows(table.n_papers, table.paper),  # type: ignore[arg-type]
+            chunks=derived.LazyRows(table.n_chunks, table.chunk),  # type: ignore[arg-type]
+            report=head.report,
+            extra_sources=head.extra_sources,
+            model=head.model,
+            chunking=head.chunking,
+            version=head.version,
+            generation=head.generation,
+            key=key,
+            table=table,
+        )
+
+    def chunk_ids(self) -> list[str]:
+        return self.table.chunk_ids.all() if self.table is not None else [c.chunk_id for c in self.chunks]
+
     def stats(self) -> dict[str, Any]:
         return {
             "entries": self.report.get("entries", 0),
             "papers": len(self.papers),
             "chunks": len(self.chunks),
-            "sources": source_counts(self.papers),
+            "sources": self.table.source_counts() if self.table is not None else source_counts(list(self.papers)),
         }
 
 
@@ -215,18 +248,18 @@ class Store:
             self.chunks.modify(configuration={"hnsw": {"ef_search": self.settings.hnsw_ef_search}})
 
     def load_manifest(self) -> Manifest | None:
-        """The live manifest: the record names its key; the derived data's copy of it is read when present.
+        """The live manifest: the record names its key; the derived data's table of it is read when present.
 
         Reading a large document out of Chroma is slow (0.3-1 s for a 10,000-chunk
-        manifest, 26 s for 100,000 on a loaded machine), a local file of the same
-        text is not; the copy is the text whose sha1 is the key, so it cannot
-        disagree with the record.
+        manifest, 26 s for 100,000 on a loaded machine), and parsing it into objects
+        took 7.7 s at 100,000 chunks; the table maps in milliseconds. The table
+        holds the manifest whose sha1 is the key, so it cannot disagree with the record.
         """
         got = self.meta.get(ids=[MANIFEST_KEY_ID], include=["documents"])
         key = got["documents"][0] if got["ids"] else None
-        copy = derived.manifest_copy(derived.derived_root(self.settings), key) if key else None
-        if copy is not None:
-            return Manifest.from_json(copy, key=key)
+        root = derived.derived_root(self.settings)
+        if key and derived.Derived.exists(root, key):
+            return Manifest.from_table(derived.ManifestTable(derived.generation_dir(root, key) / "table"), key)
         got = self.meta.get(ids=[MANIFEST_ID], include=["documents"])
         if not got["ids"]:
             return None
@@ -314,11 +347,17 @@ def chunk_papers(papers: list[Paper], settings: Settings, old: Manifest | None =
     return chunks
 
 
-def to_node(chunk: Chunk, paper: Paper) -> TextNode:
-    """A LlamaIndex node whose embedding text carries the title."""
+def to_node(chunk: Chunk, paper: Paper, validate: bool = True) -> TextNode:
+    """A LlamaIndex node whose embedding text carries the title.
+
+    ``validate=False`` skips pydantic's validation (``model_construct``) for data
+    that is already valid (read from the manifest): the query path makes dozens of
+    candidate nodes per search, and validating them was 2.4 of 6.1 s over 15
+    searches at 100,000 chunks (evals/bench_scale_report.md).
+    """
     from llama_index.core.schema import TextNode
 
-    node = TextNode(
+    fields = dict(
         id_=chunk.chunk_id,
         text=chunk.text,
         metadata={"title": paper.title, "paper_id": paper.paper_id, "position": chunk.position},
@@ -327,7 +366,7 @@ def to_node(chunk: Chunk, paper: Paper) -> TextNode:
         metadata_template="{value}",
         text_template="{metadata_str}\n{content}",
     )
-    return node
+    return TextNode(**fields) if validate else TextNode.model_construct(**fields)
 
 
 def embed_text(chunk: Chunk, paper: Paper) -> str:
@@ -529,14 +568,14 @@ def _sync(
         document = manifest.to_json()
         manifest.key = derived.manifest_key(document)
         # Before the manifest names it (the consistency rule): a killed build leaves the old generation.
-        stats = write_derived(settings, store, manifest, old, by_id, fresh, progress, document)
+        stats = write_derived(settings, store, manifest, old, by_id, fresh, progress)
         _tag_untagged(store, tags, generation)
         store.write_manifest(manifest, document)
         result.manifest_written = True
     result.sentence_seconds, result.derived_seconds = stats.encode_seconds, stats.total_seconds
     # Another machine's writer (server mode) may have written since: never delete what the stored manifest names.
     current = store.load_manifest()
-    keep = {c.chunk_id for c in current.chunks} if current is not None else set()
+    keep = set(current.chunk_ids()) if current is not None else set()
     stale = sorted(existing - live - keep)
     for start in range(0, len(stale), DELETE_BATCH):
         store.chunks.delete(ids=stale[start : start + DELETE_BATCH])
@@ -587,7 +626,6 @@ def write_derived(
     by_id: dict[str, Paper] | None = None,
     fresh: dict[str, np.ndarray] | None = None,
     progress: bool = False,
-    document: str | None = None,
 ) -> derived.BuildStats:
     """Write the derived data of ``manifest`` unless they exist, reusing ``old``'s generation."""
     root = derived.derived_root(settings)
@@ -595,9 +633,9 @@ def write_derived(
         return derived.BuildStats()
     by_id = by_id or {p.paper_id: p for p in manifest.papers}
     fresh = fresh or {}
-    previous = None
-    if old is not None and derived.Derived.exists(root, old.key):
-        previous = derived.Derived(root, old.key)
+    # The old manifest's generation; opening a store whose generation is of an older format, the
+    # same manifest's older generation (its segments and chunk vectors are reused, not recomputed).
+    previous = derived.Derived.previous(root, (old or manifest).key)
 
     def vectors(ids: list[str]) -> np.ndarray:
         from_store = store.embeddings([i for i in ids if i not in fresh])
@@ -607,7 +645,7 @@ def write_derived(
     return derived.build(
         root,
         manifest.key,
-        document or manifest.to_json(),
+        manifest.head(),
         manifest.papers,
         manifest.chunks,
         chunk_text=lambda c: embed_text(c, by_id[c.paper_id]),

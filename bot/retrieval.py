@@ -1,31 +1,36 @@
 """Hybrid retrieval: dense (Chroma) plus BM25, fused by LlamaIndex, grouped to papers.
 
-Start-up loads, it does not compute: the BM25 index, the piece IDF, the chunk
-vectors and every abstract's sentences, sentence vectors and word-piece vectors
-come from the manifest generation's derived data (bot.derived), memory-mapped.
-Nothing here scales with the library at start but the manifest's own lists.
+Start-up loads, it does not compute: the manifest's columns, the BM25 index, the
+piece IDF, the chunk vectors and every abstract's sentences, sentence vectors and
+word-piece vectors come from the manifest generation's derived data
+(bot.derived), memory-mapped. A ``Paper`` is made when a query reads it; the
+per-paper and per-chunk lookups are arrays over the table's rows.
+
+The query path makes LlamaIndex nodes only from manifest data, without
+validation (:func:`bot.indexing.to_node` with ``validate=False``): both
+retrievers make a candidate's node the same way, so fusion sums a chunk's two
+scores as before.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from llama_index.core import VectorStoreIndex
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import MockLLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index.core.vector_stores import FilterOperator, MetadataFilter, MetadataFilters
-from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from bot.config import Settings
-from bot.derived import Derived, bm25_tokenize, derived_root, english_stemmer
-from bot.embedding import MiniLMEmbedding, TokenVectors, get_encoder
+from bot.derived import NO_YEAR, Derived, ManifestTable, bm25_tokenize, derived_root, english_stemmer
+from bot.embedding import TokenVectors, get_encoder
 from bot.indexing import GENERATION_KEY, Manifest, Store, to_node
 from bot.latex import search_text
-from bot.schema import Hit, Paper
+from bot.schema import Chunk, Hit, Paper
 from bot.text import stopwords
 
 RETRIEVER_KINDS = ("hybrid", "dense", "bm25")
@@ -48,30 +53,77 @@ class Filters:
     year_from: int | None = None
     year_to: int | None = None
 
-    def allows(self, paper: Paper) -> bool:
-        if self.source and self.source not in paper.sources:
-            return False
-        if self.year_from and (paper.year is None or paper.year < self.year_from):
-            return False
-        if self.year_to and (paper.year is None or paper.year > self.year_to):
-            return False
-        return True
+    def mask(self, table: ManifestTable, source_papers: np.ndarray) -> np.ndarray:
+        """Which of the table's papers the filters allow (``source_papers``: the paper row of each source entry)."""
+        allowed = np.ones(table.n_papers, dtype=bool)
+        if self.source:
+            allowed[:] = False
+            if self.source in table.source_names:
+                allowed[source_papers[table.source_index == table.source_names.index(self.source)]] = True
+        known = table.year != NO_YEAR
+        if self.year_from:
+            allowed &= known & (table.year >= self.year_from)
+        if self.year_to:
+            allowed &= known & (table.year <= self.year_to)
+        return allowed
 
     @property
     def active(self) -> bool:
         return bool(self.source or self.year_from or self.year_to)
 
 
-class LiveChunksRetriever(BaseRetriever):
-    """Dense retrieval from Chroma that only trusts chunks named in the manifest."""
+class PaperMap(Mapping):
+    """paper id -> :class:`Paper` over the manifest table, in manifest order; a Paper is made when read."""
 
-    def __init__(self, inner: BaseRetriever, live: set[str]) -> None:
+    def __init__(self, table: ManifestTable, row_of: dict[str, int]) -> None:
+        self._table = table
+        self._row_of = row_of
+        self._made: dict[str, Paper] = {}
+
+    def __getitem__(self, paper_id: str) -> Paper:
+        paper = self._made.get(paper_id)
+        if paper is None:
+            paper = self._made[paper_id] = self._table.paper(self._row_of[paper_id])
+        return paper
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row_of)
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self._row_of
+
+
+class ChromaChunksRetriever(BaseRetriever):
+    """Dense retrieval: Chroma's HNSW query for the query vector, keeping only chunks the manifest names.
+
+    Scores are ``exp(-distance)``, as LlamaIndex's ChromaVectorStore gives them
+    (fusion min-max scales them, so the transform matters); Chroma returns ids and
+    distances only, and the node of a hit is made from the manifest.
+    """
+
+    def __init__(self, collection, where: dict | None, top_k: int, row_of: dict[str, int], node_at, embed) -> None:
         super().__init__()
-        self._inner = inner
-        self._live = live
+        self._collection = collection
+        self._where = where
+        self._top_k = top_k
+        self._row_of = row_of
+        self._node_at = node_at
+        self._embed = embed
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return [n for n in self._inner.retrieve(query_bundle) if n.node.node_id in self._live]
+        query = query_bundle.embedding or self._embed(query_bundle.query_str).tolist()
+        got = self._collection.query(
+            query_embeddings=[query], n_results=self._top_k, where=self._where, include=["distances"]
+        )
+        out = []
+        for chunk_id, distance in zip(got["ids"][0], got["distances"][0], strict=True):
+            row = self._row_of.get(chunk_id)
+            if row is not None:  # a chunk of an unfinished or abandoned build is not trusted
+                out.append(NodeWithScore.model_construct(node=self._node_at(row), score=math.exp(-distance)))
+        return out
 
 
 class ChunkBM25Retriever(BaseRetriever):
@@ -92,7 +144,7 @@ class ChunkBM25Retriever(BaseRetriever):
         tokens = bm25_tokenize(query_bundle.query_str, self._stemmer)
         indexes, scores = self.bm25.retrieve(tokens, k=self._top_k, show_progress=False)
         return [
-            NodeWithScore(node=self._node_of(int(i)), score=float(score))
+            NodeWithScore.model_construct(node=self._node_of(int(i)), score=float(score))
             for i, score in zip(indexes[0], scores[0], strict=True)
         ]
 
@@ -100,9 +152,11 @@ class ChunkBM25Retriever(BaseRetriever):
 class PaperGrouper(BaseNodePostprocessor):
     """Keep each paper's best chunk, in fused order, applying the user's filters."""
 
-    paper_of: dict[str, str] = Field(default_factory=dict)
-    allowed: set[str] | None = None
+    paper_of: dict[str, int] = Field(default_factory=dict)  # chunk id -> paper row
+    allowed: np.ndarray | None = None  # bool per paper row
     top_k: int = 5
+
+    model_config = {"arbitrary_types_allowed": True}
 
     @classmethod
     def class_name(cls) -> str:
@@ -111,15 +165,15 @@ class PaperGrouper(BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
-        seen: set[str] = set()
+        seen: set[int] = set()
         kept: list[NodeWithScore] = []
         for node in nodes:
-            paper_id = self.paper_of.get(node.node.node_id)
-            if paper_id is None or paper_id in seen:
+            row = self.paper_of.get(node.node.node_id)
+            if row is None or row in seen:
                 continue
-            if self.allowed is not None and paper_id not in self.allowed:
+            if self.allowed is not None and not self.allowed[row]:
                 continue
-            seen.add(paper_id)
+            seen.add(row)
             kept.append(node)
             if len(kept) >= self.top_k:
                 break
@@ -132,51 +186,34 @@ class HybridRetriever:
     def __init__(self, settings: Settings, store: Store, manifest: Manifest) -> None:
         self.settings = settings
         self.manifest = manifest
-        self.papers = {p.paper_id: p for p in manifest.papers}
-        self._chunk_ids = [c.chunk_id for c in manifest.chunks]
-        self._paper_of = {c.chunk_id: c.paper_id for c in manifest.chunks}
-        self._chunk_text = {c.chunk_id: c.text for c in manifest.chunks}
-        self._chunks = {c.chunk_id: c for c in manifest.chunks}
-        self._rows_of: dict[str, list[int]] = {}
-        for i, c in enumerate(manifest.chunks):
-            self._rows_of.setdefault(c.paper_id, []).append(i)
-        self._encoder = get_encoder()
         self._derived = Derived(derived_root(settings), manifest.key)
-        self._paper_row = {p.paper_id: i for i, p in enumerate(manifest.papers)}
-        # Filters look papers up by year and source instead of testing every paper.
-        self._by_year: dict[int, list[str]] = {}
-        self._by_source: dict[str, list[str]] = {}
-        for p in manifest.papers:
-            if p.year is not None:
-                self._by_year.setdefault(p.year, []).append(p.paper_id)
-            for source in p.sources:
-                self._by_source.setdefault(source, []).append(p.paper_id)
+        table = self._derived.table
+        assert table is not None, "a current-format generation has its table"
+        self.table = table
+        paper_ids = table.paper_ids.all()
+        self._paper_ids = paper_ids
+        self._paper_row = {pid: i for i, pid in enumerate(paper_ids)}
+        self.papers = PaperMap(table, self._paper_row)
+        self._chunk_ids = table.chunk_ids.all()
+        self._chunk_row = {cid: i for i, cid in enumerate(self._chunk_ids)}
+        self._chunk_paper = table.chunk_paper
+        # Each paper's chunk rows: chunk_order[chunk_start[p]:chunk_start[p + 1]].
+        self._chunk_order = np.argsort(table.chunk_paper, kind="stable")
+        self._chunk_start = np.zeros(table.n_papers + 1, dtype=np.int64)
+        np.cumsum(np.bincount(table.chunk_paper, minlength=table.n_papers), out=self._chunk_start[1:])
+        self._source_papers = np.repeat(np.arange(table.n_papers), np.diff(table.source_offsets))
+        self._encoder = get_encoder()
         self.piece_idf = self._derived.piece_idf()
         # Memory-mapped: rows are read when a paper's chunks are scored.
         self._matrix = self._derived.chunk_vectors
-        self.embed_model = MiniLMEmbedding(batch_size=settings.embed_batch_size)
         k = settings.candidate_k
-        vector_index = VectorStoreIndex.from_vector_store(
-            ChromaVectorStore(chroma_collection=store.chunks),
-            embed_model=self.embed_model,
-            # Nothing is ingested through this index; naming its one transformation keeps LlamaIndex
-            # from building its default splitter (and loading tiktoken, about a second).
-            transformations=[self.embed_model],
-        )
         # Chunks stored by a later, unfinished build carry a higher generation: Chroma leaves them out.
-        live = (
-            MetadataFilters(
-                filters=[MetadataFilter(key=GENERATION_KEY, value=manifest.generation, operator=FilterOperator.LTE)]
-            )
-            if manifest.generation
-            else None
+        live = {GENERATION_KEY: {"$lte": manifest.generation}} if manifest.generation else None
+        self._dense = ChromaChunksRetriever(
+            store.chunks, live, k, self._chunk_row, self._node_at, lambda q: self.embed_query(q)
         )
-        dense = vector_index.as_retriever(similarity_top_k=k, filters=live)
-        self._dense = LiveChunksRetriever(dense, set(self._chunk_ids))
         self._stemmer = english_stemmer()
-        self._bm25 = ChunkBM25Retriever(
-            self._derived.bm25(), self._stemmer, min(k, len(self._chunk_ids)), self._node_at
-        )
+        self._bm25 = ChunkBM25Retriever(self._derived.bm25(), self._stemmer, min(k, table.n_chunks), self._node_at)
         self._fused = QueryFusionRetriever(
             [self._dense, self._bm25],
             llm=MockLLM(),  # only one query: the LLM that would rewrite it is never called
@@ -188,27 +225,26 @@ class HybridRetriever:
             retriever_weights=[settings.dense_weight, settings.sparse_weight],
         )
 
-    def _allowed(self, filters: Filters) -> set[str]:
-        """The papers ``filters`` allow: :meth:`Filters.allows` decides, the year and source lists narrow what it sees."""
-        candidates: set[str] | None = None
-        if filters.source:
-            candidates = set(self._by_source.get(filters.source, ()))
-        if filters.year_from or filters.year_to:
-            lo, hi = (
-                filters.year_from or min(self._by_year, default=0),
-                filters.year_to or max(self._by_year, default=0),
-            )
-            in_years = {pid for year in range(lo, hi + 1) for pid in self._by_year.get(year, ())}
-            candidates = in_years if candidates is None else candidates & in_years
-        pool = self.papers.keys() if candidates is None else candidates
-        return {pid for pid in pool if filters.allows(self.papers[pid])}
+    def _rows_of(self, paper_row: int) -> np.ndarray:
+        return self._chunk_order[self._chunk_start[paper_row] : self._chunk_start[paper_row + 1]]
 
     def _node_at(self, row: int) -> TextNode:
-        chunk = self.manifest.chunks[row]
-        return to_node(chunk, self.papers[chunk.paper_id])
+        """Chunk ``row``'s node, from manifest data (not validated again)."""
+        paper_row = int(self._chunk_paper[row])
+        chunk = Chunk(
+            self._chunk_ids[row],
+            self._paper_ids[paper_row],
+            self.table.chunk_text(row),
+            int(self.table.chunk_position[row]),
+        )
+        return to_node(chunk, self.papers[chunk.paper_id], validate=False)
 
     def retriever(self, kind: str = "hybrid") -> BaseRetriever:
         return {"hybrid": self._fused, "dense": self._dense, "bm25": self._bm25}[kind]
+
+    def years(self) -> list[int]:
+        """The distinct publication years of the library's papers."""
+        return sorted(int(y) for y in np.unique(self.table.year) if y != NO_YEAR)
 
     def _paper_pieces(self, paper: Paper) -> tuple[list[str], np.ndarray, np.ndarray]:
         """A paper's abstract sentences, their embeddings and its word-piece vectors, as stored at index time."""
@@ -264,44 +300,66 @@ class HybridRetriever:
         nodes = self.retriever(kind).retrieve(bundle)
         allowed = None
         if filters and filters.active:
-            allowed = self._allowed(filters)
-        grouper = PaperGrouper(paper_of=self._paper_of, allowed=allowed, top_k=k)
+            allowed = filters.mask(self.table, self._source_papers)
+        grouper = PaperGrouper(paper_of=self._chunk_row_paper(nodes), allowed=allowed, top_k=k)
         grouped = grouper.postprocess_nodes(nodes, bundle)
+        rows = [int(self._chunk_paper[self._chunk_row[n.node.node_id]]) for n in grouped]
+        scores = [float(n.score or 0.0) for n in grouped]
         if allowed is not None and len(grouped) < k:
-            grouped += self._filtered_fallback(qvec, allowed, k, {self._paper_of[n.node.node_id] for n in grouped})
-            grouped = grouped[:k]
+            for row, score in self._filtered_fallback(qvec, allowed, k - len(rows), set(rows)):
+                rows.append(row)
+                scores.append(score)
         hits: list[Hit] = []
-        for node in grouped:
-            paper_id = self._paper_of[node.node.node_id]
-            best_chunk, similarity = self.best_chunk(paper_id, qvec)
-            hits.append(Hit(self.papers[paper_id], float(node.score or 0.0), similarity, self._chunk_text[best_chunk]))
+        for row, score in zip(rows, scores, strict=True):
+            best_chunk, similarity = self._best_chunk_row(row, qvec)
+            hits.append(Hit(self.papers[self._paper_ids[row]], score, similarity, self.table.chunk_text(best_chunk)))
         return hits
 
-    def _filtered_fallback(self, qvec: np.ndarray, allowed: set[str], k: int, have: set[str]) -> list[NodeWithScore]:
-        # A narrow filter can leave the fused candidates short of k papers;
-        # rank the allowed papers' chunks densely to fill up.
-        rows = sorted(row for pid in allowed - have for row in self._rows_of[pid])
-        if not rows:
-            return []
-        sims = self._matrix[rows] @ qvec
-        out: list[NodeWithScore] = []
-        seen = set(have)
-        for idx in np.argsort(-sims):
-            cid = self._chunk_ids[rows[idx]]
-            if self._paper_of[cid] in seen:
-                continue
-            seen.add(self._paper_of[cid])
-            chunk = self._chunks[cid]
-            out.append(NodeWithScore(node=to_node(chunk, self.papers[chunk.paper_id]), score=float(sims[idx]) / 100))
-            if len(out) >= k:
-                break
+    def _chunk_row_paper(self, nodes: list[NodeWithScore]) -> dict[str, int]:
+        """The candidates' chunk id -> paper row (what the grouper needs of the manifest)."""
+        out = {}
+        for n in nodes:
+            row = self._chunk_row.get(n.node.node_id)
+            if row is not None:
+                out[n.node.node_id] = int(self._chunk_paper[row])
         return out
 
-    def best_chunk(self, paper_id: str, qvec: np.ndarray) -> tuple[str, float]:
-        rows = self._rows_of[paper_id]
+    def _filtered_fallback(
+        self, qvec: np.ndarray, allowed: np.ndarray, k: int, have: set[int]
+    ) -> list[tuple[int, float]]:
+        """Up to ``k`` more allowed papers (rows, scores), by their best chunk's exact dense cosine.
+
+        A narrow filter can leave the fused candidates short of k papers. Exact
+        search over the allowed papers' chunks: the rows are gathered in storage
+        order (the memory map reads each page once) and scored in float32.
+        """
+        allowed = allowed.copy()
+        allowed[list(have)] = False
+        rows = np.flatnonzero(allowed[self._chunk_paper])
+        if not len(rows):
+            return []
+        sims = self._matrix[rows] @ qvec
+        papers = self._chunk_paper[rows]
+        best = np.full(self.table.n_papers, -np.inf, dtype=np.float32)
+        np.maximum.at(best, papers, sims)
+        top = np.flatnonzero(allowed)
+        top = top[np.argsort(-best[top], kind="stable")[:k]]
+        # Below every fused score (those are at most 1 and the fallback only fills up).
+        return [(int(p), float(best[p]) / 100) for p in top]
+
+    def _best_chunk_row(self, paper_row: int, qvec: np.ndarray) -> tuple[int, float]:
+        rows = self._rows_of(paper_row)
         sims = self._matrix[rows] @ qvec
         best = int(np.argmax(sims))
-        return self._chunk_ids[rows[best]], float(sims[best])
+        return int(rows[best]), float(sims[best])
+
+    def best_chunk(self, paper_id: str, qvec: np.ndarray) -> tuple[str, float]:
+        row, similarity = self._best_chunk_row(self._paper_row[paper_id], qvec)
+        return self._chunk_ids[row], similarity
+
+    def exact_dense(self, qvec: np.ndarray, k: int) -> list[str]:
+        """The ``k`` chunk ids closest to ``qvec`` by exact search over every chunk vector (for recall checks)."""
+        return [self._chunk_ids[i] for i in np.argsort(-(self._matrix @ qvec))[:k]]
 
     # -- the public API for answers, summaries and evals ---------------------------
     def paper(self, paper_id: str) -> Paper:
@@ -318,22 +376,24 @@ class HybridRetriever:
 
     def hit_for(self, paper_id: str, qvec: np.ndarray, score: float = 0.0) -> Hit:
         """``paper_id`` as a hit for the query vector: its best chunk and that chunk's cosine."""
-        chunk_id, similarity = self.best_chunk(paper_id, qvec)
-        return Hit(self.papers[paper_id], score, similarity, self._chunk_text[chunk_id])
+        row, similarity = self._best_chunk_row(self._paper_row[paper_id], qvec)
+        return Hit(self.papers[paper_id], score, similarity, self.table.chunk_text(row))
 
     def score_papers(self, query: str, qvec: np.ndarray) -> PaperScores:
         """Every paper's best-chunk dense cosine and best-chunk BM25 score for ``query``."""
-        paper_ids = list(self._rows_of)
+        has_chunks = np.flatnonzero(np.diff(self._chunk_start))
+        paper_ids = [self._paper_ids[p] for p in has_chunks]
         query = search_text(query)
         dense_rows = self._matrix @ qvec
         words = bm25_tokenize([query], self._stemmer, return_ids=False)[0]
         # The BM25 index holds the manifest's chunks in order, the same rows as the matrix.
         sparse_rows = self._bm25.bm25.get_scores(words) if words else np.zeros(len(self._chunk_ids))
-        dense = np.array([float(dense_rows[self._rows_of[p]].max()) for p in paper_ids])
-        sparse = np.array([float(sparse_rows[self._rows_of[p]].max()) for p in paper_ids])
+        starts = self._chunk_start[has_chunks]
+        dense = np.maximum.reduceat(dense_rows[self._chunk_order], starts).astype(np.float64)
+        sparse = np.maximum.reduceat(np.asarray(sparse_rows)[self._chunk_order], starts).astype(np.float64)
         return PaperScores(paper_ids, dense, sparse)
 
     def paper_vectors(self, paper_ids: list[str]) -> np.ndarray:
         """Each paper as the normalized mean of its chunk embeddings."""
-        vectors = np.stack([self._matrix[self._rows_of[p]].mean(axis=0) for p in paper_ids])
+        vectors = np.stack([self._matrix[self._rows_of(self._paper_row[p])].mean(axis=0) for p in paper_ids])
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
