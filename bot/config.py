@@ -280,6 +280,11 @@ class Settings(BaseSettings):
     derived_segment_papers: int = Field(
         2000, description="Papers per derived-data segment (bounds the memory an index build holds at once)."
     )
+    manifest_part_papers: int = Field(
+        500,
+        ge=1,
+        description="Papers per stored manifest part, on average (a re-index writes only the parts that changed).",
+    )
     derived_tmp_grace_seconds: float = Field(
         3600.0,
         description="An unfinished derived-data directory younger than this may be another build's and is kept.",

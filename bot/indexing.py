@@ -9,7 +9,14 @@ whole and queryable, and the next run finishes the job.
 Generations: each manifest written carries a generation number one above the
 last, and every chunk is stored with the generation of the build that stored it
 (metadata ``generation``). Readers query Chroma with ``generation <= manifest's``,
-so chunks of an unfinished build never take a candidate slot.
+so chunks of an unfinished build never take a candidate slot. Every chunk a
+manifest of generation >= 1 names carries a generation (the first such manifest
+is written after the older chunks are tagged), so a re-index asks Chroma only
+for chunks newer than the manifest instead of reading every chunk's tag.
+
+The manifest is stored in parts (:meth:`Manifest.encode`): the head record names
+its parts, each written before the head and never changed (a part's name is the
+sha1 of its content), so a run that adds papers writes only the parts around them.
 
 One writer per store: :func:`sync` holds :func:`writer_lock` (a file lock in the
 store folder; for a Chroma server, one per host, port and collection on this
@@ -27,12 +34,14 @@ the manifest is written, and the old one is removed only after.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -40,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from filelock import FileLock, Timeout
 
 from bot import derived
@@ -57,10 +67,15 @@ MANIFEST_ID = "manifest"
 # A small record beside the manifest naming its key, written in the same upsert: Chroma reads a
 # record's document with its metadata, and a 100,000-chunk manifest document took 26 s to get.
 MANIFEST_KEY_ID = "manifest-key"
+# The manifest's papers and chunks, in parts named by the sha1 of their content (MANIFEST_PART_PREFIX + sha1);
+# the record MANIFEST_ID holds the small fields and the part names in order.
+MANIFEST_PART_PREFIX = "manifest-part-"
 FORMAT_VERSION = 2  # 2: manifests and chunks carry a generation
 GENERATION_KEY = "generation"
 LOCK_NAME = "paperbot-index.lock"
 DELETE_BATCH = 500  # ids per Chroma get/update/delete call
+PART_BATCH = 20  # manifest parts per Chroma call (a part is about a megabyte at 500 papers)
+PART_FIELD = "part"  # the metadata field holding a part (zlib-compressed JSON, base64)
 
 
 class IndexError_(UserError, RuntimeError):
@@ -116,7 +131,11 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str, key: str | None = None) -> Manifest:
         """The manifest ``text`` holds (``key``: its sha1, when the caller already knows it)."""
-        data = json.loads(text)
+        return cls.from_data(json.loads(text), key or derived.manifest_key(text))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], key: str) -> Manifest:
+        """The manifest of a parsed one-document manifest (the layout :meth:`to_json` writes)."""
         return cls(
             papers=[Paper.from_dict(p) for p in data["papers"]],
             chunks=[Chunk(**c) for c in data["chunks"]],
@@ -126,7 +145,58 @@ class Manifest:
             chunking=data.get("chunking", {}),
             version=data.get("version", 0),
             generation=data.get("generation", 0),
-            key=key or derived.manifest_key(text),
+            key=key,
+        )
+
+    def encode(self, part_papers: int) -> EncodedManifest:
+        """The manifest as Chroma stores it: a head naming its parts, each part some papers and their chunks.
+
+        Part boundaries depend on the papers alone (a paper whose id hashes to 0
+        modulo ``part_papers`` ends a part), so papers added or removed change
+        only the parts around them; unchanged parts keep their names and are
+        not written again. Chunks are listed paper by paper, in paper order
+        (:func:`chunk_papers` makes them so), so the parts keep the manifest's order.
+        """
+        chunks_of: dict[str, list[Chunk]] = {}
+        for chunk in self.chunks:
+            chunks_of.setdefault(chunk.paper_id, []).append(chunk)
+        parts: dict[str, bytes] = {}
+        names: list[str] = []
+        papers: list[dict[str, Any]] = []
+        chunks: list[dict[str, Any]] = []
+        for i, paper in enumerate(self.papers):
+            papers.append(paper.to_dict())
+            chunks += [asdict(c) for c in chunks_of.get(paper.paper_id, [])]
+            if zlib.crc32(paper.paper_id.encode()) % part_papers == 0 or i == len(self.papers) - 1:
+                body = orjson.dumps({"papers": papers, "chunks": chunks}, option=orjson.OPT_SORT_KEYS)
+                name = MANIFEST_PART_PREFIX + hashlib.sha1(body).hexdigest()
+                parts[name] = body
+                names.append(name)
+                papers, chunks = [], []
+        fields = asdict(self.head()) | {"parts": names}
+        head = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+        return EncodedManifest(head, parts, derived.manifest_key(head))
+
+    @classmethod
+    def decode(cls, head: str, parts: dict[str, bytes], key: str) -> Manifest:
+        """The manifest a head and its parts hold (:meth:`encode`'s inverse)."""
+        data = json.loads(head)
+        papers: list[Paper] = []
+        chunks: list[Chunk] = []
+        for name in data["parts"]:
+            part = orjson.loads(parts[name])
+            papers += [Paper.from_dict(p) for p in part["papers"]]
+            chunks += [Chunk(**c) for c in part["chunks"]]
+        return cls(
+            papers=papers,
+            chunks=chunks,
+            report=data["report"],
+            extra_sources=data["extra_sources"],
+            model=data["model"],
+            chunking=data["chunking"],
+            version=data["version"],
+            generation=data["generation"],
+            key=key,
         )
 
     def head(self) -> derived.TableHead:
@@ -162,6 +232,15 @@ class Manifest:
             "chunks": len(self.chunks),
             "sources": self.table.source_counts() if self.table is not None else source_counts(list(self.papers)),
         }
+
+
+@dataclass
+class EncodedManifest:
+    """A manifest as stored: the head document (its sha1 is the key) and its parts (name -> JSON)."""
+
+    head: str
+    parts: dict[str, bytes]
+    key: str
 
 
 @dataclass
@@ -247,7 +326,7 @@ class Store:
         if hnsw.get("ef_search") not in (None, self.settings.hnsw_ef_search):
             self.chunks.modify(configuration={"hnsw": {"ef_search": self.settings.hnsw_ef_search}})
 
-    def load_manifest(self) -> Manifest | None:
+    def load_manifest(self, retries: int = 2) -> Manifest | None:
         """The live manifest: the record names its key; the derived data's table of it is read when present.
 
         Reading a large document out of Chroma is slow (0.3-1 s for a 10,000-chunk
@@ -263,16 +342,52 @@ class Store:
         got = self.meta.get(ids=[MANIFEST_ID], include=["documents"])
         if not got["ids"]:
             return None
-        return Manifest.from_json(got["documents"][0])
+        head = got["documents"][0]
+        data = json.loads(head)
+        if "parts" not in data:  # a manifest stored as one document (before parts)
+            return Manifest.from_data(data, key or derived.manifest_key(head))
+        parts: dict[str, bytes] = {}
+        for start in range(0, len(data["parts"]), PART_BATCH):
+            got = self.meta.get(ids=data["parts"][start : start + PART_BATCH], include=["metadatas"])
+            for name, meta in zip(got["ids"], got["metadatas"], strict=True):
+                parts[name] = zlib.decompress(base64.b64decode(meta[PART_FIELD]))
+        if len(parts) < len(set(data["parts"])):
+            # A writer replaced the head and removed its old parts while this read: read the new one.
+            if retries:
+                return self.load_manifest(retries - 1)
+            raise IndexError_(f"the manifest in the {_where(self.settings)} names parts it does not hold")
+        return Manifest.decode(head, parts, key or derived.manifest_key(head))
 
-    def write_manifest(self, manifest: Manifest, document: str | None = None) -> None:
-        """Store ``manifest`` (``document`` is its to_json(), when already made) with its key in one upsert."""
-        document = document or manifest.to_json()
+    def write_manifest(self, encoded: EncodedManifest) -> None:
+        """Store a manifest: its new parts first, then the head and its key in one upsert.
+
+        Parts already stored are not written again: an index run that adds papers
+        writes the parts around them. Parts go in a metadata field, compressed:
+        Chroma indexes documents for full-text search, and a 140 MB manifest
+        document took 150-230 s to upsert (a 0.66 MB compressed part in metadata
+        0.14 s; evals/bench_scale_report.md). Parts the head does not name are
+        removed after it is written (a reader that lost the race reads the new head).
+        """
+        names = list(encoded.parts)
+        stored = set()
+        for start in range(0, len(names), PART_BATCH):
+            stored.update(self.meta.get(ids=names[start : start + PART_BATCH], include=[])["ids"])
+        todo = [name for name in names if name not in stored]
+        for start in range(0, len(todo), PART_BATCH):
+            batch = todo[start : start + PART_BATCH]
+            self.meta.upsert(
+                ids=batch,
+                documents=[""] * len(batch),
+                metadatas=[{PART_FIELD: base64.b64encode(zlib.compress(encoded.parts[n])).decode()} for n in batch],
+                embeddings=[[0.0]] * len(batch),
+            )
         self.meta.upsert(
-            ids=[MANIFEST_ID, MANIFEST_KEY_ID],
-            documents=[document, derived.manifest_key(document)],
-            embeddings=[[0.0], [0.0]],
+            ids=[MANIFEST_ID, MANIFEST_KEY_ID], documents=[encoded.head, encoded.key], embeddings=[[0.0], [0.0]]
         )
+        keep = set(names)
+        gone = [i for i in self.meta.get(include=[])["ids"] if i.startswith(MANIFEST_PART_PREFIX) and i not in keep]
+        for start in range(0, len(gone), PART_BATCH):
+            self.meta.delete(ids=gone[start : start + PART_BATCH])
 
     def chunk_ids(self) -> set[str]:
         return set(self.chunks.get(include=[])["ids"])
@@ -451,10 +566,11 @@ def _generations(store: Store, ids: set[str]) -> dict[str, tuple[int | None, dic
     return out
 
 
-def _tag_untagged(store: Store, tags: dict[str, tuple[int | None, dict[str, Any]]], generation: int) -> None:
-    untagged = [(cid, meta) for cid, (gen, meta) in tags.items() if gen is None]
-    for start in range(0, len(untagged), DELETE_BATCH):
-        part = untagged[start : start + DELETE_BATCH]
+def _tag_untagged(store: Store, untagged: dict[str, dict[str, Any]], generation: int) -> None:
+    """Give chunks stored before generations existed (id -> metadata) the generation ``generation``."""
+    items = sorted(untagged.items())
+    for start in range(0, len(items), DELETE_BATCH):
+        part = items[start : start + DELETE_BATCH]
         store.chunks.update(
             ids=[cid for cid, _ in part], metadatas=[meta | {GENERATION_KEY: generation} for _, meta in part]
         )
@@ -558,19 +674,26 @@ def _sync(
     manifest = Manifest(
         papers, chunks, _report_dict(report), extra, chunking=chunking_of(settings), generation=generation
     )
-    tags = _generations(store, live & existing)
+    kept = live & existing
+    if old is None or old.generation == 0:  # chunks from before generations: read every tag
+        tags = _generations(store, kept)
+        newer = {cid for cid, (gen, _) in tags.items() if gen is not None and old is not None and gen > old.generation}
+        untagged = {cid: meta for cid, (gen, meta) in tags.items() if gen is None}
+    else:  # every chunk a manifest with a generation names carries one: ask Chroma for the newer ones only
+        newer = set(store.chunks.get(where={GENERATION_KEY: {"$gt": old.generation}}, include=[])["ids"]) & kept
+        untagged = {}
     # A kept chunk that a killed run re-stored carries a newer generation than the manifest: write anew.
-    tags_fit = old is not None and all(gen is not None and gen <= old.generation for gen, _ in tags.values())
+    tags_fit = old is not None and not newer and not untagged
     if not todo and tags_fit and old.to_json() == replace(manifest, generation=old.generation).to_json():
         manifest = old
         stats = write_derived(settings, store, manifest, progress=progress)  # there already, unless removed
     else:
-        document = manifest.to_json()
-        manifest.key = derived.manifest_key(document)
+        encoded = manifest.encode(settings.manifest_part_papers)
+        manifest.key = encoded.key
         # Before the manifest names it (the consistency rule): a killed build leaves the old generation.
         stats = write_derived(settings, store, manifest, old, by_id, fresh, progress)
-        _tag_untagged(store, tags, generation)
-        store.write_manifest(manifest, document)
+        _tag_untagged(store, untagged, generation)
+        store.write_manifest(encoded)
         result.manifest_written = True
     result.sentence_seconds, result.derived_seconds = stats.encode_seconds, stats.total_seconds
     # Another machine's writer (server mode) may have written since: never delete what the stored manifest names.
