@@ -62,9 +62,11 @@ def summarize(
     groups.sort(key=lambda g: -max(c.relevance for c in g))
     groups = [sorted(g, key=lambda c: -c.relevance) for g in groups]
     kept_ids = set(ids)
-    background = [p for pid, p in engine.retriever.papers.items() if pid not in kept_ids]
-    # Every stride-th paper stands in for a large library's background (its vocabulary and counts grow with it).
-    background = background[:: max(1, -(-len(background) // cfg.max_background_papers))]
+    # Every stride-th paper stands in for a large library's background (its vocabulary and counts grow with it);
+    # the shipped corpus is below max_background_papers, so its background is every other paper.
+    library = list(engine.retriever.papers)
+    sample = library[:: max(1, -(-len(library) // cfg.max_background_papers))]
+    background = [engine.retriever.papers[pid] for pid in sample if pid not in kept_ids]
     fallback: list[str] = []  # distinctive-terms names, computed only when a theme's titles share no phrase
     phrases = phrase_index(engine)
     topic_stems = phrases.text_stems(topic)
@@ -86,7 +88,7 @@ def summarize(
         report(start, f"writing theme {t + 1} of {len(groups)}")
         papers_in = [c.hit.paper for c in group]
         inside = {p.paper_id for p in papers_in}
-        stats = phrase_stats(papers_in, phrases, [pid for pid in engine.retriever.papers if pid not in inside])
+        stats = phrase_stats(papers_in, phrases, [pid for pid in sample if pid not in inside])
         name, name_stems = theme_name(stats, len(group), cfg)
         if not name:
             # Its one most distinctive term: a name, not a list of keywords.
