@@ -10,6 +10,8 @@ once, from the manifest and the stored vectors, when it opens the index):
 - ``bm25_tokens/``: the chunks' BM25 token ids (one vocabulary), so that a new
   generation tokenizes only its new chunks and indexes the rest from their ids;
 - ``piece_df.npz``: in how many papers each word piece occurs (the coverage IDF);
+- ``conversions.json``: the sources' LaTeX-to-text conversions (bot.latex), with the
+  version of the rules that made them, for the next index run to reuse;
 - ``table/``: the manifest in columns (:class:`ManifestTable`): paper and chunk
   ids, years, sources and chunk rows as arrays, paper records and chunk texts as
   byte blobs with offsets. A start maps these files; it parses no JSON document
@@ -307,6 +309,14 @@ class Derived:
         """The chunks' stored BM25 token ids (None in a version-1 generation)."""
         return BM25Tokens(self.path / "bm25_tokens") if self.version >= 2 else None
 
+    def conversions(self, version: str) -> dict[str, str]:
+        """The LaTeX conversions this generation's index run made, if made by rules ``version`` (else none)."""
+        path = self.path / "conversions.json"
+        if self.version < 2 or not path.is_file():
+            return {}
+        data = orjson.loads(path.read_bytes())
+        return data["conversions"] if data.get("version") == version else {}
+
     def piece_idf(self) -> dict[int, float]:
         n = self.papers_counted
         return {piece: float(np.log((n + 1) / (count + 0.5))) for piece, count in self.piece_df.items()}
@@ -502,6 +512,7 @@ def build(
     pieces_of: Callable[[list[Paper]], list[PaperPieces]] | None = None,
     segment_papers: int = 2000,
     batch_size: int = 32,
+    conversions: tuple[str, dict[str, str]] | None = None,
 ) -> BuildStats:
     """Write generation ``key`` (of the manifest ``head``, ``papers`` and ``chunks``), reusing ``previous``.
 
@@ -510,7 +521,7 @@ def build(
     for chunks whose tokens ``previous`` does not hold; ``pieces_of`` new papers'
     per-paper data (default: :func:`paper_pieces`; the scale benchmark derives
     them from real papers instead); at most ``segment_papers`` papers go into one
-    segment.
+    segment; ``conversions`` the index run's LaTeX conversions and their rules' version.
     """
     from tqdm import tqdm
 
@@ -587,6 +598,9 @@ def build(
     old_tokens = previous.bm25_tokens() if previous is not None else None
     _build_bm25(tmp, chunks, chunk_text, old_tokens, old_row if old_tokens is not None else {})
     ManifestTable.write(tmp / "table", head, papers, chunks)
+    if conversions is not None:
+        version, made = conversions
+        (tmp / "conversions.json").write_bytes(orjson.dumps({"version": version, "conversions": made}))
     meta = {"version": FORMAT_VERSION, "key": key, "segments": segment_names}
     (tmp / "meta.json").write_text(json.dumps(meta))
     _publish(tmp, generation_dir(root, key))

@@ -52,7 +52,7 @@ import numpy as np
 import orjson
 from filelock import FileLock, Timeout
 
-from bot import derived
+from bot import derived, latex
 from bot.config import MANIFEST_SUFFIX, Settings
 from bot.corpus import SUPPORTED_SUFFIXES, CorpusReport, Problem, SourceError, load_corpus, source_counts
 from bot.embedding import MODEL_NAME, get_encoder
@@ -632,6 +632,9 @@ def _sync(
             f"`paperbot index --collection {settings.collection} FILE`"
         )
     extra = [str(path) for path in remembered]
+    previous = derived.Derived.previous(derived.derived_root(settings), old.key) if old is not None else None
+    if previous is not None:  # the last run's LaTeX conversions: unchanged sources are not parsed again
+        latex.remember(previous.conversions(latex.conversion_version()))
     papers, report = load_corpus(source_paths, settings.max_abstract_chars)
     if given and not any(n for file, n in report.read.items() if any(_within(file, path) for path in given)):
         raise NothingToIndex(_nothing_read(given, report))
@@ -691,7 +694,8 @@ def _sync(
         encoded = manifest.encode(settings.manifest_part_papers)
         manifest.key = encoded.key
         # Before the manifest names it (the consistency rule): a killed build leaves the old generation.
-        stats = write_derived(settings, store, manifest, old, by_id, fresh, progress)
+        conversions = (latex.conversion_version(), latex.conversions())
+        stats = write_derived(settings, store, manifest, old, by_id, fresh, progress, conversions)
         _tag_untagged(store, untagged, generation)
         store.write_manifest(encoded)
         result.manifest_written = True
@@ -749,8 +753,12 @@ def write_derived(
     by_id: dict[str, Paper] | None = None,
     fresh: dict[str, np.ndarray] | None = None,
     progress: bool = False,
+    conversions: tuple[str, dict[str, str]] | None = None,
 ) -> derived.BuildStats:
-    """Write the derived data of ``manifest`` unless they exist, reusing ``old``'s generation."""
+    """Write the derived data of ``manifest`` unless they exist, reusing ``old``'s generation.
+
+    ``conversions``: the LaTeX conversions of the sources this run read (bot.latex), kept for the next run.
+    """
     root = derived.derived_root(settings)
     if derived.Derived.exists(root, manifest.key):
         return derived.BuildStats()
@@ -778,6 +786,7 @@ def write_derived(
         progress=progress,
         segment_papers=settings.derived_segment_papers,
         batch_size=settings.embed_batch_size,
+        conversions=conversions,
     )
 
 

@@ -133,7 +133,7 @@ def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[S
     """A synthetic store of about ``n_chunks`` chunks; returns its settings and build timings."""
     from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-    from bot import derived
+    from bot import derived, latex
     from bot.corpus import load_corpus
     from bot.indexing import (
         GENERATION_KEY,
@@ -213,6 +213,7 @@ def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[S
         encoder=get_encoder(),
         pieces_of=pieces_of,
         segment_papers=settings.derived_segment_papers,
+        conversions=(latex.conversion_version(), latex.conversions()),  # as an index run keeps them
     )
     derived_s = time.perf_counter() - derived_started
     store.write_manifest(encoded)
