@@ -179,3 +179,23 @@ def test_collections_side_by_side(tmp_path: Path, cli):
         "add some with `paperbot index --collection empty-one FILE`"
     )
     assert [c["name"] for c in json.loads(cli("collections", "--json")[1])] == ["espresso", "thesis"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A - B, it's x_1 and y^2 in O(n^2)",  # nothing pylatexenc changes: passed by
+        "Allocation & Regularization for Life-long Learning",  # "&" dropped, as pylatexenc does
+        "from A -- B with ``quotes'' and 50% less",
+        r"KD^{3} with \emph{emphasis} and $\alpha$",
+    ],
+)
+def test_the_fast_path_converts_as_pylatexenc_does(text):
+    from bot import latex
+
+    full = " ".join(
+        latex._converter()
+        .latex_to_text(latex._BARE_PERCENT.sub(r"\\%", latex._GROUPED_SCRIPT.sub(r"\1{(\2)}", text)))
+        .split()
+    )
+    assert latex.latex_to_text(text) == (full if latex._MARKUP.search(text) else " ".join(text.split()))
