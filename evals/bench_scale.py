@@ -430,6 +430,12 @@ def add_worker(shipped_store: str) -> dict:
     timed(derived.ManifestTable, "write", "write the manifest table")
     timed(derived, "collect_garbage", "remove the old generation")
     timed(indexing, "write_derived", "derived data in all")
+    timed(indexing, "splitter", "load the sentence splitter")
+    from chromadb.api.models.Collection import Collection
+
+    timed(Collection, "upsert", "Chroma upserts (new chunks with their HNSW links, manifest parts)")
+    timed(Collection, "get", "Chroma gets")
+    timed(Collection, "delete", "Chroma deletes")
     result = indexing.sync(settings, progress=False)
     model_s = encoder.seconds + pieces_s[0]
     return {
