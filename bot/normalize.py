@@ -29,7 +29,8 @@ _REFERENCE_MARK = re.compile(r"\s+\[\d+(?:\s*[,;\u2013-]\s*\d+)*\](?=[\s.,;:)]|$
 
 def clean_whitespace(text: str) -> str:
     """NFKC-normalised text with every run of whitespace made one space."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+    # str.split() splits on the characters re's \s matches (str.isspace), and is several times faster.
+    return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
 def normalize_title(title: str) -> str:

@@ -40,10 +40,17 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f" + SURROGATES + "]")
 _LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85\u2028\u2029]")
 
 
+# Every escape sequence starts with one of these: text without them (nearly all) skips _ESCAPES, whose
+# alternation took a third of the cleaning of a 45,000-paper library's sources.
+_ESCAPE_START = re.compile(r"[\x1b\x90\x98\x9b\x9d\x9e\x9f]")
+
+
 def strip_controls(text: str) -> str:
     """``text`` without escape sequences, control characters (newline and tab stay) or lone surrogates."""
     text = _LINE_BREAKS.sub("\n", text)
-    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+    if _ESCAPE_START.search(text):
+        text = _ESCAPES.sub("", text)
+    return _CONTROLS.sub("", text)
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
