@@ -268,7 +268,10 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0, description="Word pieces shared by neighbouring chunks.")
     embed_batch_size: int = Field(32, ge=1, description="Texts per embedding batch.")
     chroma_upsert_batch: int = Field(
-        1000, ge=1, description="New chunks stored in Chroma per call while indexing (at most Chroma's own limit)."
+        1000,
+        ge=1,
+        description="New chunks stored in Chroma per call while indexing (at most Chroma's own limit); "
+        "a killed index run loses at most this many embedded chunks.",
     )
     onnx_threads: int = Field(2, description="Threads of the ONNX session (intra-op).")
     # Measured under load (load average 11 on 2 cores): one query embedding 12 ms without spinning,

@@ -82,6 +82,7 @@ def test_killed_build_leaves_previous_index_queryable(tmp_path: Path):
         PAPERBOT_STORE_DIR=str(settings.store_dir),
         PAPERBOT_COLLECTION=settings.collection,
         PAPERBOT_EMBED_BATCH_SIZE="4",
+        PAPERBOT_CHROMA_UPSERT_BATCH="4",  # stored as they are embedded, so the kill leaves some behind
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "index"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
