@@ -325,22 +325,15 @@ def measure(settings: Settings, questions: int, cold_runs: int, summarize_topics
         runs = [timed_run([py, "-m", "bot.cli", *cmd], env) for _ in range(cold_runs)]
         out[f"cold_{name}_s"] = statistics.median(r[0] for r in runs)
         out[f"cold_{name}_rss_mb"] = max(r[1] for r in runs)
-    runs = []
-    # Twice: the first long-lived process after a build also applies Chroma's write log to its index
-    # (a 10k store's worker peaked at 1,531 MB on the first run, 610 MB on a later one); the
-    # figures are the second run's, the first run's peak RSS is reported beside them.
-    for _ in range(2):
-        done = subprocess.run(
-            [py, __file__, "--worker", "--questions", str(questions), "--summarize", str(summarize_topics)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    out.update(runs[1])
-    out["first_peak_rss_mb"] = runs[0]["peak_rss_mb"]
+    done = subprocess.run(
+        [py, __file__, "--worker", "--questions", str(questions), "--summarize", str(summarize_topics)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    out.update(json.loads(done.stdout.strip().splitlines()[-1]))
     return out
 
 
@@ -580,7 +573,6 @@ def report(results: list[dict], added: dict | None, model: dict | None, args, lo
         ("dense recall@10 vs exact", lambda r: fmt(r["m"]["recall10"], 3), "recall10"),
         ("summarize, median (s)", lambda r: fmt(r["m"]["summarize_s"], 2), None),
         ("peak RSS, warm worker (MB)", lambda r: fmt(r["m"]["peak_rss_mb"], 0), "peak_rss_mb"),
-        ("  first worker after the build (MB)", lambda r: fmt(r["m"].get("first_peak_rss_mb"), 0), None),
         ("peak RSS, cold ask (MB)", lambda r: fmt(r["m"]["cold_ask_rss_mb"], 0), None),
     ]
     for label, get, target in rows:
