@@ -43,6 +43,8 @@ Invariants:
   (:meth:`ManifestTable.write` is given the same papers and chunks as the
   document whose sha1 is the key); Chroma's manifest record stays the source of
   truth a machine without these files rebuilds them from.
+- ``conversions.json`` is a cache, not part of what the key names: an index run
+  that writes no new generation may replace it (atomically, by rename).
 - The BM25 index is the one a single bm25s build over all chunk texts would give:
   stored token ids are the same tokenizer's output, and ids are only ever added
   to the vocabulary, never renumbered.
@@ -343,6 +345,14 @@ class Derived:
             return {}
         data = orjson.loads(path.read_bytes())
         return data["conversions"] if data.get("version") == version else {}
+
+    def keep_conversions(self, version: str, made: dict[str, str]) -> None:
+        """Store the LaTeX conversions of a run that wrote no new generation (a cache: replaced atomically)."""
+        if self.version < 2 or self.conversions(version) == made:
+            return
+        tmp = self.path / f"{TMP_PREFIX}conversions-{uuid.uuid4().hex[:8]}.json"
+        tmp.write_bytes(orjson.dumps({"version": version, "conversions": made}))
+        os.replace(tmp, self.path / "conversions.json")
 
     def piece_idf(self) -> dict[int, float]:
         n = self.papers_counted
