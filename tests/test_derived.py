@@ -149,3 +149,17 @@ def test_a_store_of_the_previous_format_is_upgraded_on_open(tmp_path: Path):
     sync(settings, progress=False)
     assert not old.exists()
     assert Store(settings).load_manifest().table is not None
+
+
+def test_an_index_run_keeps_its_latex_conversions_for_the_next(tmp_path: Path):
+    from bot import latex
+
+    settings = make_settings(tmp_path)
+    marked = {"title": "A \\emph{marked} title", "abstract": REAL_PAPERS[0].abstract + " With $\\alpha$ markup."}
+    (settings.sources_dir / "a.jsonl").write_text(json.dumps(marked) + "\n")
+    manifest = sync(settings, progress=False).manifest
+    kept = derived.Derived(derived.derived_root(settings), manifest.key).conversions(latex.conversion_version())
+    assert kept.get(marked["title"]) == "A marked title"
+    assert any(display.endswith("With α markup.") for display in kept.values())
+    # Made by other rules (another pylatexenc, changed rules), they are not used.
+    assert derived.Derived(derived.derived_root(settings), manifest.key).conversions("0-other") == {}
