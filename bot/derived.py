@@ -633,7 +633,7 @@ def build(
         papers=np.array(len(papers)),
     )
     old_tokens = previous.bm25_tokens() if previous is not None else None
-    _build_bm25(tmp, chunks, chunk_text, old_tokens, old_row if old_tokens is not None else {})
+    build_bm25(tmp, chunks, chunk_text, old_tokens, old_row if old_tokens is not None else {})
     ManifestTable.write(tmp / "table", head, papers, chunks)
     if conversions is not None:
         version, made = conversions
@@ -645,7 +645,7 @@ def build(
     return stats
 
 
-def _build_bm25(
+def build_bm25(
     folder: Path,
     chunks: Sequence[Chunk],
     chunk_text: Callable[[Chunk], str],

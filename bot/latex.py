@@ -71,10 +71,15 @@ def latex_to_text(text: str) -> str:
         return " ".join(text.split())
     done = _memo.get(text)
     if done is None:
-        prepared = _BARE_PERCENT.sub(r"\\%", _GROUPED_SCRIPT.sub(r"\1{(\2)}", text))
-        done = _memo[text] = " ".join(_converter().latex_to_text(prepared).split())
+        done = _memo[text] = convert_markup(text)
     _used.add(text)
     return done
+
+
+def convert_markup(text: str) -> str:
+    """``text`` through pylatexenc with this module's rules, always (:func:`latex_to_text` skips plain text)."""
+    prepared = _BARE_PERCENT.sub(r"\\%", _GROUPED_SCRIPT.sub(r"\1{(\2)}", text))
+    return " ".join(_converter().latex_to_text(prepared).split())
 
 
 def remember(conversions: dict[str, str]) -> None:

@@ -440,7 +440,7 @@ def add_worker(shipped_store: str) -> dict:
     timed(indexing.Store, "chunk_ids", "list the stored chunk ids")
     timed(indexing.Manifest, "encode", "encode the manifest parts")
     timed(indexing.Store, "write_manifest", "write the new parts and the head")
-    timed(derived, "_build_bm25", "BM25: tokenize new chunks, index")
+    timed(derived, "build_bm25", "BM25: tokenize new chunks, index")
     timed(derived.ManifestTable, "write", "write the manifest table")
     timed(derived, "collect_garbage", "remove the old generation")
     timed(indexing, "write_derived", "derived data in all")
