@@ -391,9 +391,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
-            )
+            # Named by their variables, the one the user set first (the other may be a default).
+            size, overlap = f"PAPERBOT_CHUNK_SIZE ({self.chunk_size})", f"PAPERBOT_CHUNK_OVERLAP ({self.chunk_overlap})"
+            if "chunk_overlap" in self.model_fields_set:
+                raise ValueError(f"{overlap} must be smaller than {size}")
+            raise ValueError(f"{size} must be larger than {overlap}")
         return self
 
     @field_validator("collection")
@@ -417,7 +419,7 @@ def settings_error(exc: ValidationError) -> SettingsError:
     """The first problem of a settings validation as one line naming the variable (never a secret's value)."""
     error = exc.errors()[0]
     field = "__".join(str(p) for p in error["loc"]).upper()
-    name = (field if field.startswith(("PAPERBOT_", "OPENAI_")) else f"PAPERBOT_{field}") if field else "settings"
+    name = (field if field.startswith(("PAPERBOT_", "OPENAI_")) else f"PAPERBOT_{field}") if field else ""
     secret = any(word in field for word in ("KEY", "AUTH"))
     message = " ".join(error["msg"].split())
     # Our own validators' messages already name the value ("bad collection name 'a..b': ...").
@@ -425,6 +427,8 @@ def settings_error(exc: ValidationError) -> SettingsError:
     message = message.removeprefix("Value error, ")
     value = "" if secret or not field or ours else "=" + " ".join(repr(error.get("input"))[:80].split())
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if not name:  # a check across fields (Settings._consistent) names its variables itself
+        return SettingsError(f"{message}{more}")
     return SettingsError(f"{name}{value}: {message[0].lower() + message[1:]}{more}")
 
 
