@@ -30,6 +30,7 @@ from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
 from bot.llm import build_llm, describe_failure, model_errors
+from bot.reader import Passage, Reader, build_reader
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import REFUSAL, Answer, Hit, Retrieval, Turn
 from bot.text import check_question
@@ -62,6 +63,7 @@ class Engine:
         store: Store | None = None,
         progress: bool = False,
         llm: LLM | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.store, self.manifest = open_index(self.settings, progress=progress, store=store)
@@ -70,6 +72,7 @@ class Engine:
         self.extractive = ExtractiveAnswerer(self.settings, self.retriever)
         self._llm = llm
         self._llm_lock = threading.Lock()
+        self._reader = reader
 
     # -- information -----------------------------------------------------
     def stats(self) -> dict:
@@ -96,6 +99,21 @@ class Engine:
             if self._llm is None:
                 self._llm = build_llm(self.settings)
             return self._llm
+
+    def reader(self) -> Reader:
+        """The injected reader, or the one the settings describe (built once, on first use)."""
+        with self._llm_lock:
+            if self._reader is None:
+                self._reader = build_reader(self.settings.reader)
+            return self._reader
+
+    def passages(self, standalone: str, retrieval: Retrieval, n: int) -> list[Passage]:
+        """What the reader reads of the top ``n`` papers: the title and the sentences closest to the question."""
+        count = self.settings.reader.sentences
+        return [
+            Passage(h.paper.title, " ".join(self.retriever.closest_sentences(h.paper, retrieval.query_vector, count)))
+            for h in retrieval.hits[:n]
+        ]
 
     def answerer(self, mode: str) -> Answerer:
         """The answerer for a resolved mode ("llm" may raise a model error: no endpoint)."""

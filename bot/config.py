@@ -205,6 +205,19 @@ class SummarySettings(BaseModel):
     statement_papers: int = Field(4, description="Papers whose focus the theme statement names (by relevance).")
 
 
+class ReaderSettings(BaseModel):
+    """The reader: a small local model that judges whether a paper answers the question (PAPERBOT_READER__<NAME>)."""
+
+    enabled: bool = Field(False, description="Let the reader judge the answer/refuse decision (slow; see README).")
+    model_path: Path | None = Field(None, description="A GGUF chat model (ChatML template, e.g. Qwen2.5 1.5B).")
+    candidates: int = Field(3, ge=1, description="Top-ranked papers the reader reads per question.")
+    sentences: int = Field(3, ge=1, description="Abstract sentences closest to the question it reads of each paper.")
+    threshold: float = Field(0.5, description="A paper answers when the reader's P(yes) is at least this.")
+    n_ctx: int = Field(1024, ge=64, description="llama.cpp context in tokens (instruction, question and one passage).")
+    n_batch: int = Field(512, ge=1, description="llama.cpp prompt batch in tokens.")
+    n_threads: int = Field(2, ge=1, description="llama.cpp threads.")
+
+
 class EvalSettings(BaseModel):
     """The eval harness (PAPERBOT_EVAL__<NAME>)."""
 
@@ -324,6 +337,7 @@ class Settings(BaseSettings):
         0.525, description="LLM mode: a sentence is backed when a cited abstract sentence is this close (cosine)."
     )
     extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="Extractive answers.")
+    reader: ReaderSettings = Field(default_factory=ReaderSettings, description="The yes/no reader model.")
 
     # LLM mode (any OpenAI-compatible server).
     llm_model: str = Field(
