@@ -30,7 +30,7 @@ from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
 from bot.llm import build_llm, describe_failure, model_errors
-from bot.reader import Passage, Reader, build_reader
+from bot.reader import Passage, Reader, build_reader, check_reader
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import REFUSAL, Answer, Hit, Retrieval, Turn
 from bot.text import check_question
@@ -73,6 +73,8 @@ class Engine:
         self._llm = llm
         self._llm_lock = threading.Lock()
         self._reader = reader
+        if self.settings.reader.enabled and reader is None:
+            check_reader(self.settings.reader)  # a missing model file fails now, in one line
 
     # -- information -----------------------------------------------------
     def stats(self) -> dict:
@@ -139,6 +141,27 @@ class Engine:
         covered = self.retriever.coverage(pieces, [h.paper for h in hits[: self.settings.top_k]])
         return Retrieval(hits, qvec, covered, bool(hits) and covered >= self.settings.refusal_threshold)
 
+    def judge(self, standalone: str, retrieval: Retrieval) -> Retrieval:
+        """The retrieval with the reader's verdict, when the reader is on (``settings.reader``).
+
+        The reader reads the top ``candidates`` papers (title and closest sentences). A question
+        the coverage rule refuses is answered when a read paper's P(yes) reaches
+        ``rescue_threshold``; one it answers is refused when none reaches ``veto_threshold``.
+        With ``rerank`` the read papers are put in order of P(yes). See evals/README.md.
+        """
+        cfg = self.settings.reader
+        if not cfg.enabled or not retrieval.hits:
+            return retrieval
+        yes = self.reader().judge(standalone, self.passages(standalone, retrieval, cfg.candidates))
+        best = max(yes)
+        answered = best >= cfg.veto_threshold if retrieval.answered else best >= cfg.rescue_threshold
+        hits = retrieval.hits
+        if cfg.rerank:
+            order = sorted(range(len(yes)), key=lambda i: -yes[i])
+            hits = [hits[i] for i in order] + hits[len(yes) :]
+            yes = [yes[i] for i in order]
+        return Retrieval(hits, retrieval.query_vector, retrieval.coverage, answered, reader=yes)
+
     # -- answers ---------------------------------------------------------
     def ask(
         self,
@@ -174,7 +197,7 @@ class Engine:
             answerer, standalone = self.extractive, self.extractive.condense(question, history)
             notes.append(self._fell_back(exc))
 
-        retrieval = self.retrieve_for(standalone, k=k, filters=filters)
+        retrieval = self.judge(standalone, self.retrieve_for(standalone, k=k, filters=filters))
         answer = refused_answer(question, standalone, retrieval, answerer.mode)
         answer.notes = notes
         if not retrieval.answered:

@@ -212,7 +212,13 @@ class ReaderSettings(BaseModel):
     model_path: Path | None = Field(None, description="A GGUF chat model (ChatML template, e.g. Qwen2.5 1.5B).")
     candidates: int = Field(3, ge=1, description="Top-ranked papers the reader reads per question.")
     sentences: int = Field(3, ge=1, description="Abstract sentences closest to the question it reads of each paper.")
-    threshold: float = Field(0.5, description="A paper answers when the reader's P(yes) is at least this.")
+    rescue_threshold: float = Field(
+        0.5, description="A question the coverage rule refuses is answered when a read paper's P(yes) reaches this."
+    )
+    veto_threshold: float = Field(
+        0.0, description="A question the coverage rule answers is refused when no read paper's P(yes) reaches this."
+    )
+    rerank: bool = Field(True, description="Put the read papers in order of the reader's P(yes).")
     n_ctx: int = Field(1024, ge=64, description="llama.cpp context in tokens (instruction, question and one passage).")
     n_batch: int = Field(512, ge=1, description="llama.cpp prompt batch in tokens.")
     n_threads: int = Field(2, ge=1, description="llama.cpp threads.")

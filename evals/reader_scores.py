@@ -55,6 +55,7 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             record = {
                 "id": row["id"],
+                "question": row["question"],
                 "coverage": round(retrieval.coverage, 4),
                 "answered": retrieval.answered,
                 "papers": [h.paper.paper_id for h in retrieval.hits[: settings.top_k]],
