@@ -228,7 +228,9 @@ class Engine:
         answer.sentences, answer.citations = checked.sentences, checked.citations
         answer.dangling_removed = checked.dangling
         if not answer.refused:
-            answer.confidence = "high" if retrieval.coverage >= self.settings.confident_coverage else "low"
+            # An answer the reader rescued from the coverage rule's refusal is shown as low confidence.
+            sure = max(self.settings.confident_coverage, self.settings.refusal_threshold)
+            answer.confidence = "high" if retrieval.coverage >= sure else "low"
         yield answer
 
     def _fell_back(self, exc: BaseException) -> str:
