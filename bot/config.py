@@ -219,6 +219,9 @@ class ReaderSettings(BaseModel):
         0.0, description="A question the coverage rule answers is refused when no read paper's P(yes) reaches this."
     )
     rerank: bool = Field(True, description="Put the read papers in order of the reader's P(yes).")
+    cite_threshold: float = Field(
+        0.0, description="Extractive answers quote a read paper below the top one only when its P(yes) reaches this."
+    )
     n_ctx: int = Field(1024, ge=64, description="llama.cpp context in tokens (instruction, question and one passage).")
     n_batch: int = Field(512, ge=1, description="llama.cpp prompt batch in tokens.")
     n_threads: int = Field(2, ge=1, description="llama.cpp threads.")

@@ -115,3 +115,16 @@ def test_reader_switched_on_without_a_model_fails_in_one_line(tiny, tmp_path):
             store=tiny.store,
         )
     assert "\n" not in str(info.value) and str(missing) in str(info.value)
+
+
+def test_a_read_paper_the_reader_says_no_to_is_not_quoted(tiny):
+    question = "Which papers speed up sampling from diffusion models?"
+    plain = tiny.ask(question, mode="extractive")
+    assert len({c.paper_id for c in plain.citations}) > 1, "the question must cite several papers without the reader"
+    engine = reader_engine(tiny, ScriptedReader([0.9, 0.1, 0.1]), rerank=False, cite_threshold=0.5)
+
+    answer = engine.ask(question, mode="extractive")
+
+    read = [h.paper.paper_id for h in answer.hits[:3]]
+    cited = {c.paper_id for c in answer.citations}
+    assert read[0] in cited and not cited & set(read[1:])
