@@ -80,9 +80,7 @@ def run_cached_eval(pairs: list[list[str]]) -> None:
     from bot.eval.report import group_tables
     from bot.eval.run import run_eval
 
-    settings = get_settings().model_copy(
-        update={"reader": get_settings().reader.model_copy(update={"enabled": True})}
-    )
+    settings = get_settings().model_copy(update={"reader": get_settings().reader.model_copy(update={"enabled": True})})
     reader = CachedReader(pairs)
     engine = Engine(settings, reader=reader)
     for cache, dataset in pairs:
@@ -90,8 +88,12 @@ def run_cached_eval(pairs: list[list[str]]) -> None:
         cached = {json.loads(line)["id"] for line in Path(cache).read_text(encoding="utf-8").splitlines() if line}
         questions = [q for q in questions if q.id in cached]
         run = run_eval(
-            engine, questions, gold_of(questions, engine.manifest.papers, dataset), mode="extractive",
-            judge=False, progress=False,
+            engine,
+            questions,
+            gold_of(questions, engine.manifest.papers, dataset),
+            mode="extractive",
+            judge=False,
+            progress=False,
         )
         print(f"\n## {dataset} ({len(questions)} questions), reader {settings.reader}")
         for title, table in group_tables(run.metrics):
