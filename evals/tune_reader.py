@@ -32,7 +32,7 @@ from bot.config import get_settings
 from bot.indexing import open_index
 from bot.normalize import GoldIndex
 
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+THRESHOLDS = (0.3, 0.45, 0.5, 0.6)
 
 
 def auc(pos: list[float], neg: list[float]) -> float | None:
@@ -48,6 +48,8 @@ def rules() -> dict[str, callable]:
         out[f"rescue {t}"] = lambda r, t=t: r["answered"] or max(r["yes"]) >= t
         out[f"veto {t}"] = lambda r, t=t: r["answered"] and r["yes"][0] >= t
         out[f"reader {t}"] = lambda r, t=t: max(r["yes"]) >= t
+    # The shipped rule (Settings.reader): rescue at 0.3, veto at 0.45.
+    out["rescue 0.3 + veto 0.45 (chosen)"] = lambda r: max(r["yes"]) >= (0.45 if r["answered"] else 0.3)
     return out
 
 
