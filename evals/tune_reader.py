@@ -129,6 +129,8 @@ def main() -> None:
         neg_q = [max(r["yes"]) for r in unanswerable]
         gold_p = [y for r in answerable for y, g in zip(r["yes"], r["gold_read"], strict=False) if g]
         other_p = [y for r in answerable for y, g in zip(r["yes"], r["gold_read"], strict=False) if not g]
+        cov_a, cov_u = [r["coverage"] for r in answerable], [r["coverage"] for r in unanswerable]
+        print(f"AUC coverage answerable vs unanswerable: {auc(cov_a, cov_u):.3f}")
         print(f"AUC max P(yes) answerable vs unanswerable: {auc(pos_q, neg_q):.3f}")
         near = [max(r["yes"]) for r in unanswerable if r["row"].get("kind") == "near_miss"]
         print(f"AUC max P(yes) answerable vs near miss: {auc(pos_q, near):.3f}")
