@@ -128,3 +128,15 @@ def test_a_read_paper_the_reader_says_no_to_is_not_quoted(tiny):
     read = [h.paper.paper_id for h in answer.hits[:3]]
     cited = {c.paper_id for c in answer.citations}
     assert read[0] in cited and not cited & set(read[1:])
+
+
+def test_eval_runs_record_whether_the_reader_judged(tiny):
+    from pathlib import Path
+
+    from bot.eval.run import reader_label
+
+    assert reader_label(tiny.settings) == "off"
+    on = tiny.settings.model_copy(
+        update={"reader": ReaderSettings(enabled=True, model_path=Path("/m/qwen.gguf"), veto_threshold=0.45)}
+    )
+    assert reader_label(on).startswith("qwen.gguf (rescue 0.3, veto 0.45")
