@@ -19,6 +19,7 @@ questions, and of P(yes) between gold and non-gold read papers. Tuning uses dev 
 With ``--eval`` each set is run through the eval harness (extractive mode) with the reader on as
 the environment sets it (PAPERBOT_READER__*), the reader replaced by the cached scores, and the
 harness's tables are printed: citations, hit@k and refusals as `paperbot eval` would report them.
+``--eval --reader-off`` runs the same questions with the reader off, for the comparison.
 """
 
 from __future__ import annotations
@@ -75,14 +76,16 @@ class CachedReader:
         return [self.scores[(qid, p.title)] for p in passages]
 
 
-def run_cached_eval(pairs: list[list[str]]) -> None:
+def run_cached_eval(pairs: list[list[str]], enabled: bool = True) -> None:
     from bot.answer import Engine
     from bot.eval.dataset import load_dataset
     from bot.eval.dataset import resolve_gold as gold_of
     from bot.eval.report import group_tables
     from bot.eval.run import run_eval
 
-    settings = get_settings().model_copy(update={"reader": get_settings().reader.model_copy(update={"enabled": True})})
+    settings = get_settings().model_copy(
+        update={"reader": get_settings().reader.model_copy(update={"enabled": enabled})}
+    )
     reader = CachedReader(pairs)
     engine = Engine(settings, reader=reader)
     for cache, dataset in pairs:
@@ -100,13 +103,48 @@ def run_cached_eval(pairs: list[list[str]]) -> None:
         print(f"\n## {dataset} ({len(questions)} questions), reader {settings.reader}")
         for title, table in group_tables(run.metrics):
             print(f"\n{title}:\n{table}")
+        print(f"\n{style_table(run)}")
+
+
+def style_table(run) -> str:
+    """The issue-14 figures per style: hit@5, refusals, lookup and multi citations, detail strings found."""
+
+    def mean_of(records, key) -> str:
+        values = [r.metrics.get(key) for r in records]
+        values = [v for v in values if v is not None]
+        return f"{sum(values) / len(values):.2f}" if values else "-"
+
+    lines = [
+        "| style | hit@5 | answerable refused | unanswerable refused | near misses refused | "
+        "lookup citation P | lookup citation R | multi citation R | detail: expected found |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    styles = sorted({q.style for q in run.questions if q.style}) + ["all"]
+    for style in styles:
+        rs = [q for q in run.questions if style == "all" or q.style == style]
+        answerable = [q for q in rs if q.type != "unanswerable"]
+        unanswerable = [q for q in rs if q.type == "unanswerable"]
+        near = [q for q in unanswerable if q.kind == "near_miss"]
+        lookup = [q for q in rs if q.type == "lookup"]
+        cells = [
+            mean_of(answerable, "hit@5"),
+            mean_of(answerable, "false_refusal"),
+            mean_of(unanswerable, "refusal_accuracy"),
+            mean_of(near, "refusal_accuracy"),
+            mean_of(lookup, "citation_precision"),
+            mean_of(lookup, "citation_recall"),
+            mean_of([q for q in rs if q.type == "multi"], "citation_recall"),
+            mean_of([q for q in rs if q.type == "detail"], "expected_found"),
+        ]
+        lines.append(f"| {style} ({len(rs)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     args = sys.argv[1:]
-    pairs = [arg.split(":") for arg in args if arg != "--eval"]
+    pairs = [arg.split(":") for arg in args if not arg.startswith("--")]
     if "--eval" in args:
-        run_cached_eval(pairs)
+        run_cached_eval(pairs, enabled="--reader-off" not in args)
         return
     _, manifest = open_index(get_settings())
     gold_index = GoldIndex(manifest.papers)
