@@ -208,7 +208,8 @@ class SummarySettings(BaseModel):
 class ReaderSettings(BaseModel):
     """The reader: a small local model that judges whether a paper answers the question (PAPERBOT_READER__<NAME>)."""
 
-    # Off: Qwen2.5-1.5B (Q4_K_M) takes a median 27 s a question for 3 papers on the shared 2 cores.
+    # Off: Qwen2.5-1.5B (Q4_K_M) takes a median 13-27 s a question for 3 papers on the shared 2 cores
+    # (evals/reader_cache), and on styles2 it refused more answerable questions (0.06 -> 0.11).
     enabled: bool = Field(False, description="Let the reader judge the answer/refuse decision (slow; see README).")
     model_path: Path | None = Field(None, description="A GGUF chat model (ChatML template, e.g. Qwen2.5 1.5B).")
     # styles_dev: the gold paper of a plain-language lookup is often third (plain hit@1 0.36).
