@@ -30,6 +30,7 @@ from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
 from bot.llm import build_llm, describe_failure, model_errors
+from bot.reader import Passage, Reader, build_reader, check_reader
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import REFUSAL, Answer, Hit, Retrieval, Turn
 from bot.text import check_question
@@ -62,6 +63,7 @@ class Engine:
         store: Store | None = None,
         progress: bool = False,
         llm: LLM | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.store, self.manifest = open_index(self.settings, progress=progress, store=store)
@@ -70,6 +72,9 @@ class Engine:
         self.extractive = ExtractiveAnswerer(self.settings, self.retriever)
         self._llm = llm
         self._llm_lock = threading.Lock()
+        self._reader = reader
+        if self.settings.reader.enabled and reader is None:
+            check_reader(self.settings.reader)  # a missing model file fails now, in one line
 
     # -- information -----------------------------------------------------
     def stats(self) -> dict:
@@ -97,6 +102,21 @@ class Engine:
                 self._llm = build_llm(self.settings)
             return self._llm
 
+    def reader(self) -> Reader:
+        """The injected reader, or the one the settings describe (built once, on first use)."""
+        with self._llm_lock:
+            if self._reader is None:
+                self._reader = build_reader(self.settings.reader)
+            return self._reader
+
+    def passages(self, standalone: str, retrieval: Retrieval, n: int) -> list[Passage]:
+        """What the reader reads of the top ``n`` papers: the title and the sentences closest to the question."""
+        count = self.settings.reader.sentences
+        return [
+            Passage(h.paper.title, " ".join(self.retriever.closest_sentences(h.paper, retrieval.query_vector, count)))
+            for h in retrieval.hits[:n]
+        ]
+
     def answerer(self, mode: str) -> Answerer:
         """The answerer for a resolved mode ("llm" may raise a model error: no endpoint)."""
         if mode == "llm":
@@ -120,6 +140,27 @@ class Engine:
         hits = self.retriever.search(standalone, k=k, filters=filters, query_vector=qvec)
         covered = self.retriever.coverage(pieces, [h.paper for h in hits[: self.settings.top_k]])
         return Retrieval(hits, qvec, covered, bool(hits) and covered >= self.settings.refusal_threshold)
+
+    def judge(self, standalone: str, retrieval: Retrieval) -> Retrieval:
+        """The retrieval with the reader's verdict, when the reader is on (``settings.reader``).
+
+        The reader reads the top ``candidates`` papers (title and closest sentences). A question
+        the coverage rule refuses is answered when a read paper's P(yes) reaches
+        ``rescue_threshold``; one it answers is refused when none reaches ``veto_threshold``.
+        With ``rerank`` the read papers are put in order of P(yes). See evals/README.md.
+        """
+        cfg = self.settings.reader
+        if not cfg.enabled or not retrieval.hits:
+            return retrieval
+        yes = self.reader().judge(standalone, self.passages(standalone, retrieval, cfg.candidates))
+        best = max(yes)
+        answered = best >= cfg.veto_threshold if retrieval.answered else best >= cfg.rescue_threshold
+        hits = retrieval.hits
+        if cfg.rerank:
+            order = sorted(range(len(yes)), key=lambda i: -yes[i])
+            hits = [hits[i] for i in order] + hits[len(yes) :]
+            yes = [yes[i] for i in order]
+        return Retrieval(hits, retrieval.query_vector, retrieval.coverage, answered, reader=yes)
 
     # -- answers ---------------------------------------------------------
     def ask(
@@ -156,7 +197,7 @@ class Engine:
             answerer, standalone = self.extractive, self.extractive.condense(question, history)
             notes.append(self._fell_back(exc))
 
-        retrieval = self.retrieve_for(standalone, k=k, filters=filters)
+        retrieval = self.judge(standalone, self.retrieve_for(standalone, k=k, filters=filters))
         answer = refused_answer(question, standalone, retrieval, answerer.mode)
         answer.notes = notes
         if not retrieval.answered:
@@ -187,7 +228,9 @@ class Engine:
         answer.sentences, answer.citations = checked.sentences, checked.citations
         answer.dangling_removed = checked.dangling
         if not answer.refused:
-            answer.confidence = "high" if retrieval.coverage >= self.settings.confident_coverage else "low"
+            # An answer the reader rescued from the coverage rule's refusal is shown as low confidence.
+            sure = max(self.settings.confident_coverage, self.settings.refusal_threshold)
+            answer.confidence = "high" if retrieval.coverage >= sure else "low"
         yield answer
 
     def _fell_back(self, exc: BaseException) -> str:

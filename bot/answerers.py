@@ -104,7 +104,7 @@ class ExtractiveAnswerer:
         return condense_heuristic(question, history, self.settings)
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
-        choice = self.answer(question, retrieval.hits, retrieval.query_vector)
+        choice = self.answer(question, retrieval.hits, retrieval.query_vector, retrieval.reader)
         if choice.not_stated is not None:
             # The closest evidence, said to lack the asked-for detail: a refusal of the detail.
             text = f"{NOT_STATED.format(what=choice.not_stated)} The closest paper says: {choice.sentences[0].text}"
@@ -119,7 +119,7 @@ class ExtractiveAnswerer:
         text = " ".join(s.text for s in choice.sentences)
         yield Draft(Checked(text=text, sentences=choice.sentences, citations=choice.citations, dangling=0))
 
-    def answer(self, question: str, hits: list[Hit], qvec: np.ndarray) -> Choice:
+    def answer(self, question: str, hits: list[Hit], qvec: np.ndarray, reader: list[float] | None = None) -> Choice:
         """The chosen sentences, each cited, and the citations in order of first use.
 
         A sentence is a candidate when its length is in range, it is no housekeeping
@@ -129,7 +129,9 @@ class ExtractiveAnswerer:
         about as well. When the question asks for a kind of answer (a figure, a
         date, ...; bot.answer_types) the best candidate that states one leads the
         answer; when no candidate above the floor states one, the choice is the
-        closest sentence with ``not_stated`` set.
+        closest sentence with ``not_stated`` set. ``reader``: the reader's P(yes) for the first
+        hits (bot.answer.Engine.judge); a read paper below the top one whose P(yes) is under
+        ``reader.cite_threshold`` is not quoted.
         """
         cfg = self.settings.extractive
         kind = answer_type(question) if cfg.check_answer_type else None
@@ -146,6 +148,8 @@ class ExtractiveAnswerer:
                     continue
                 # Out of its paper's context, "It also ..." from another paper means nothing here.
                 if h > 0 and cfg.skip_leaning_sentences and LEANS_ON_CONTEXT.match(sentence):
+                    continue
+                if 0 < h < len(reader or ()) and reader[h] < self.settings.reader.cite_threshold:
                     continue
                 candidates.append((h, sentence))
                 rows.append(vector)

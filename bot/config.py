@@ -205,6 +205,35 @@ class SummarySettings(BaseModel):
     statement_papers: int = Field(4, description="Papers whose focus the theme statement names (by relevance).")
 
 
+class ReaderSettings(BaseModel):
+    """The reader: a small local model that judges whether a paper answers the question (PAPERBOT_READER__<NAME>)."""
+
+    # Off: Qwen2.5-1.5B (Q4_K_M) takes a median 13-27 s a question for 3 papers on the shared 2 cores
+    # (evals/reader_cache), and on styles2 it refused more answerable questions (0.06 -> 0.11).
+    enabled: bool = Field(False, description="Let the reader judge the answer/refuse decision (slow; see README).")
+    model_path: Path | None = Field(None, description="A GGUF chat model (ChatML template, e.g. Qwen2.5 1.5B).")
+    # styles_dev: the gold paper of a plain-language lookup is often third (plain hit@1 0.36).
+    candidates: int = Field(3, ge=1, description="Top-ranked papers the reader reads per question.")
+    sentences: int = Field(3, ge=1, description="Abstract sentences closest to the question it reads of each paper.")
+    # Thresholds fitted on 37 styles_dev questions (evals/tune_reader.py, evals/README.md "The reader"):
+    # answerable refused 0.20 -> 0.08, unanswerable refused 0.42 -> 0.58 (near misses 0.30 -> 0.50).
+    rescue_threshold: float = Field(
+        0.3, description="A question the coverage rule refuses is answered when a read paper's P(yes) reaches this."
+    )
+    veto_threshold: float = Field(
+        0.45, description="A question the coverage rule answers is refused when no read paper's P(yes) reaches this."
+    )
+    # styles_dev lookup citation recall 0.69 -> 0.77 (precision 0.75 -> 0.79).
+    rerank: bool = Field(True, description="Put the read papers in order of the reader's P(yes).")
+    # styles_dev lookup citation P 0.79 -> 0.86, R 0.77 -> 0.85; multi R 0.87 either way (0.60 at 0.45).
+    cite_threshold: float = Field(
+        0.3, description="Extractive answers quote a read paper below the top one only when its P(yes) reaches this."
+    )
+    n_ctx: int = Field(1024, ge=64, description="llama.cpp context in tokens (instruction, question and one passage).")
+    n_batch: int = Field(512, ge=1, description="llama.cpp prompt batch in tokens.")
+    n_threads: int = Field(2, ge=1, description="llama.cpp threads.")
+
+
 class EvalSettings(BaseModel):
     """The eval harness (PAPERBOT_EVAL__<NAME>)."""
 
@@ -324,6 +353,7 @@ class Settings(BaseSettings):
         0.525, description="LLM mode: a sentence is backed when a cited abstract sentence is this close (cosine)."
     )
     extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="Extractive answers.")
+    reader: ReaderSettings = Field(default_factory=ReaderSettings, description="The yes/no reader model.")
 
     # LLM mode (any OpenAI-compatible server).
     llm_model: str = Field(

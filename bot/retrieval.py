@@ -267,6 +267,14 @@ class HybridRetriever:
         sentences, vectors, _ = self._paper_pieces(paper)
         return sentences, vectors
 
+    def closest_sentences(self, paper: Paper, query_vector: np.ndarray, n: int) -> list[str]:
+        """The ``n`` abstract sentences of ``paper`` closest to the query (cosine), in the abstract's order."""
+        sentences, vectors = self.sentence_vectors(paper)
+        if not sentences:
+            return []
+        best = np.argsort(-(vectors @ query_vector))[:n]
+        return [sentences[i] for i in sorted(int(i) for i in best)]
+
     def coverage(self, question: str | TokenVectors, papers: list[Paper]) -> float:
         """How fully the best of ``papers`` covers the question, word piece by word piece.
 

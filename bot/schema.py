@@ -86,7 +86,8 @@ class Retrieval:
     hits: list[Hit]
     query_vector: np.ndarray
     coverage: float  # how fully the top papers cover the question's words (the refusal rule's score)
-    answered: bool  # coverage reaches the refusal threshold
+    answered: bool  # coverage reaches the refusal threshold (or the reader's rule says so)
+    reader: list[float] | None = None  # the reader's P(yes) for the top hits, when it read them
 
 
 @dataclass

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.config import PROJECT_ROOT
+from bot.config import PROJECT_ROOT, Settings
 from bot.eval.baseline import (
     Baseline,
     baseline_warnings,
@@ -53,6 +53,19 @@ RECORDED_SETTINGS = (
     "llm_context_window",
     "llm_max_tokens",
 )
+
+
+def reader_label(settings: Settings) -> str:
+    """Whether the reader judged the answers, and with which model and thresholds."""
+    cfg = settings.reader
+    if not cfg.enabled:
+        return "off"
+    name = cfg.model_path.name if cfg.model_path else "injected"
+    rerank = ", rerank" if cfg.rerank else ""
+    return (
+        f"{name} (rescue {cfg.rescue_threshold:g}, veto {cfg.veto_threshold:g}, "
+        f"cite {cfg.cite_threshold:g}, {cfg.candidates} papers{rerank})"
+    )
 
 
 def _check_retriever(retriever: str) -> None:
@@ -123,7 +136,7 @@ def run_eval(
         retrieval_depth=retrieval_depth(engine, k),
         grounded_threshold=settings.eval.grounded_threshold,
         index=engine.stats(),
-        settings={name: getattr(settings, name) for name in RECORDED_SETTINGS},
+        settings={name: getattr(settings, name) for name in RECORDED_SETTINGS} | {"reader": reader_label(settings)},
     )
     return EvalRun(meta=meta, metrics=aggregate(records), judge=judged, questions=records)
 

@@ -1,0 +1,142 @@
+"""The reader's part in the answer/refuse decision, with a scripted reader over the nine-paper index."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answer import Engine
+from bot.config import ReaderSettings
+from bot.reader import ReaderUnavailable, check_reader
+from bot.schema import REFUSAL
+from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC
+from tests.scripted_reader import ScriptedReader
+
+
+def reader_engine(tiny, reader: ScriptedReader, refusal_threshold: float | None = None, **update) -> Engine:
+    cfg = tiny.settings.reader.model_copy(update={"enabled": True, **update})
+    changes = {"reader": cfg}
+    if refusal_threshold is not None:
+        changes["refusal_threshold"] = refusal_threshold
+    return Engine(tiny.settings.model_copy(update=changes), store=tiny.store, reader=reader)
+
+
+# A coverage threshold no question reaches: the coverage rule refuses the on-topic question.
+REFUSE_ALL = 1.01
+
+
+def test_reader_off_is_never_asked(tiny):
+    # OFF_TOPIC: refused by coverage, so neither side of the reader's rule would apply when off.
+    reader = ScriptedReader()
+    engine = Engine(tiny.settings, store=tiny.store, reader=reader)
+
+    engine.ask(FRACTAL_QUESTION, mode="extractive")
+    engine.ask(OFF_TOPIC, mode="extractive")
+
+    assert reader.calls == []
+
+
+def test_reader_reads_titles_and_closest_sentences_of_the_top_papers(tiny):
+    reader = ScriptedReader([0.9, 0.1, 0.1])
+    engine = reader_engine(tiny, reader, candidates=3, sentences=2)
+
+    engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    question, passages = reader.calls[0]
+    assert question == FRACTAL_QUESTION and len(passages) == 3
+    retrieval = engine.retrieve_for(FRACTAL_QUESTION)
+    top = retrieval.hits[0].paper
+    closest = engine.retriever.closest_sentences(top, retrieval.query_vector, 2)
+    assert passages[0].title == top.title and passages[0].text == " ".join(closest)
+    assert len(closest) == 2 and all(s in top.abstract for s in closest)
+
+
+def test_refused_question_is_answered_when_the_reader_says_a_paper_answers(tiny):
+    reader = ScriptedReader([0.8, 0.1, 0.2])
+    engine = reader_engine(tiny, reader, refusal_threshold=REFUSE_ALL, rescue_threshold=0.5)
+    assert not engine.retrieve_for(FRACTAL_QUESTION).answered
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    assert not answer.refused and answer.confidence == "low"
+    assert answer.citations[0].title == FRACTAL_TITLE
+
+
+def test_refused_question_stays_refused_when_the_reader_says_no(tiny):
+    engine = reader_engine(tiny, ScriptedReader([0.2, 0.1, 0.3]), refusal_threshold=REFUSE_ALL, rescue_threshold=0.5)
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    assert answer.refused and answer.answer == REFUSAL and not answer.citations and answer.hits
+
+
+def test_answered_question_is_refused_when_the_reader_vetoes_every_paper(tiny):
+    engine = reader_engine(tiny, ScriptedReader([0.2, 0.1, 0.3]), veto_threshold=0.4)
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    assert answer.refused and answer.answer == REFUSAL and not answer.citations
+
+
+def test_answered_question_stands_when_a_read_paper_passes_the_veto(tiny):
+    engine = reader_engine(tiny, ScriptedReader([0.6, 0.1, 0.3]), veto_threshold=0.4)
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    assert not answer.refused and answer.citations[0].title == FRACTAL_TITLE
+
+
+def test_rerank_puts_the_paper_the_reader_prefers_first(tiny):
+    plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
+    engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]))
+
+    hits = engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION)).hits
+
+    assert [h.paper.paper_id for h in hits[:3]] == [plain[i].paper.paper_id for i in (1, 2, 0)]
+    assert [h.paper.paper_id for h in hits[3:]] == [h.paper.paper_id for h in plain[3:]]
+
+
+def test_rerank_off_keeps_the_retrieval_order(tiny):
+    plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
+    engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]), rerank=False)
+
+    judged = engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION))
+
+    assert [h.paper.paper_id for h in judged.hits] == [h.paper.paper_id for h in plain]
+    assert judged.reader == [0.1, 0.9, 0.2]
+
+
+def test_reader_switched_on_without_a_model_fails_in_one_line(tiny, tmp_path):
+    with pytest.raises(ReaderUnavailable, match="PAPERBOT_READER__MODEL_PATH"):
+        check_reader(ReaderSettings(enabled=True))
+    missing = tmp_path / "none.gguf"
+    with pytest.raises(ReaderUnavailable, match="not found") as info:
+        Engine(
+            tiny.settings.model_copy(update={"reader": ReaderSettings(enabled=True, model_path=missing)}),
+            store=tiny.store,
+        )
+    assert "\n" not in str(info.value) and str(missing) in str(info.value)
+
+
+def test_a_read_paper_the_reader_says_no_to_is_not_quoted(tiny):
+    question = "Which papers speed up sampling from diffusion models?"
+    plain = tiny.ask(question, mode="extractive")
+    assert len({c.paper_id for c in plain.citations}) > 1, "the question must cite several papers without the reader"
+    engine = reader_engine(tiny, ScriptedReader([0.9, 0.1, 0.1]), rerank=False, cite_threshold=0.5)
+
+    answer = engine.ask(question, mode="extractive")
+
+    read = [h.paper.paper_id for h in answer.hits[:3]]
+    cited = {c.paper_id for c in answer.citations}
+    assert read[0] in cited and not cited & set(read[1:])
+
+
+def test_eval_runs_record_whether_the_reader_judged(tiny):
+    from pathlib import Path
+
+    from bot.eval.run import reader_label
+
+    assert reader_label(tiny.settings) == "off"
+    on = tiny.settings.model_copy(
+        update={"reader": ReaderSettings(enabled=True, model_path=Path("/m/qwen.gguf"), veto_threshold=0.45)}
+    )
+    assert reader_label(on).startswith("qwen.gguf (rescue 0.3, veto 0.45")
