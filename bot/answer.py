@@ -170,8 +170,9 @@ class Engine:
         mode: str | None = None,
         k: int | None = None,
         filters: Filters | None = None,
+        judge: bool = True,
     ) -> Answer:
-        return _final(self.stream(question, history, mode, k, filters))
+        return _final(self.stream(question, history, mode, k, filters, judge))
 
     def stream(
         self,
@@ -180,11 +181,13 @@ class Engine:
         mode: str | None = None,
         k: int | None = None,
         filters: Filters | None = None,
+        judge: bool = True,
     ) -> Iterator[str | Answer]:
         """Yield pieces of answer text as they are ready, then the final :class:`Answer`.
 
         When the model fails, the final Answer is the extractive one with a note,
         also after some model text went out (front ends replace the streamed text).
+        ``judge=False`` leaves the reader out even when it is on (summaries: a topic is not a question).
         """
         question = check_question(question)
         history = history or []
@@ -197,7 +200,9 @@ class Engine:
             answerer, standalone = self.extractive, self.extractive.condense(question, history)
             notes.append(self._fell_back(exc))
 
-        retrieval = self.judge(standalone, self.retrieve_for(standalone, k=k, filters=filters))
+        retrieval = self.retrieve_for(standalone, k=k, filters=filters)
+        if judge:
+            retrieval = self.judge(standalone, retrieval)
         answer = refused_answer(question, standalone, retrieval, answerer.mode)
         answer.notes = notes
         if not retrieval.answered:
@@ -245,10 +250,17 @@ class Engine:
         filters: Filters | None = None,
         history: list[Turn] | None = None,
         streaming: bool = False,
+        judge: bool = True,
     ) -> PaperQueryEngine:
-        """This engine as a LlamaIndex query engine (``.query(str) -> Response``)."""
+        """This engine as a LlamaIndex query engine (``.query(str) -> Response``); ``judge`` as in :meth:`stream`."""
         return PaperQueryEngine(
-            engine=self, mode=mode, k=k, filters=filters, history=list(history or []), streaming=streaming
+            engine=self,
+            mode=mode,
+            k=k,
+            filters=filters,
+            history=list(history or []),
+            streaming=streaming,
+            judge=judge,
         )
 
 
@@ -282,9 +294,10 @@ class PaperQueryEngine(CustomQueryEngine):
     filters: Any = None  # a bot.retrieval.Filters
     history: list[Turn] = []
     streaming: bool = False
+    judge: bool = True  # let the reader judge the papers when it is on (Engine.stream)
 
     def custom_query(self, query_str: str) -> Response | StreamingResponse:
-        events = self.engine.stream(query_str, self.history, self.mode, self.k, self.filters)
+        events = self.engine.stream(query_str, self.history, self.mode, self.k, self.filters, self.judge)
         if not self.streaming:
             answer = _final(events)
             return Response(response=answer.answer, source_nodes=cited_nodes(answer), metadata={"answer": answer})

@@ -140,3 +140,19 @@ def test_eval_runs_record_whether_the_reader_judged(tiny):
         update={"reader": ReaderSettings(enabled=True, model_path=Path("/m/qwen.gguf"), veto_threshold=0.45)}
     )
     assert reader_label(on).startswith("qwen.gguf (rescue 0.3, veto 0.45")
+
+
+def test_summaries_do_not_ask_the_reader(tiny):
+    # A topic is not a question: the reader's yes/no fits answers, and on topics3 it cut plain
+    # topics' recall (evals/summary_report.md). No verdict is queued, so a call would fail the test.
+    from bot.summarize import summarize
+
+    reader = ScriptedReader()
+    engine = reader_engine(tiny, reader)
+    summary = summarize(engine, "neural network trainability", mode="extractive")
+
+    assert reader.calls == [] and summary.topic == "neural network trainability"
+    # The same engine's answers still go through the reader.
+    reader.replies.append([0.9])
+    engine.ask(FRACTAL_QUESTION, mode="extractive")
+    assert len(reader.calls) == 1

@@ -47,8 +47,11 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
     """The on-topic papers (best first), whether the corpus covers the topic, and notes."""
     cfg = engine.settings.summary
     # Asked through the query engine like any question: its answer says whether the abstracts cover
-    # the topic (the refusal rule) and lists the closest papers.
-    answer = engine.as_query_engine(mode="extractive", k=cfg.candidate_k).query(topic).metadata["answer"]
+    # the topic (the refusal rule) and lists the closest papers. Not through the reader: it judges
+    # whether a paper answers a question, and a topic is none (topics3 with the reader on: plain
+    # topics' recall 0.15 -> 0.08, broad 0.77 -> 0.71, 14 s a summary; evals/summary_report.md).
+    query_engine = engine.as_query_engine(mode="extractive", k=cfg.candidate_k, judge=False)
+    answer = query_engine.query(topic).metadata["answer"]
     hits, qvec = answer.hits, engine.retriever.embed_query(topic)
     scores = engine.retriever.score_papers(topic, qvec)
     paper_ids = scores.paper_ids
