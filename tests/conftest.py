@@ -28,6 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "index" / "sources"
 
 
+def write_jsonl(path: Path, papers) -> None:
+    """A JSON Lines source file of ``papers`` (title and abstract), as a user would index one."""
+    path.write_text("\n".join(json.dumps({"title": p.title, "abstract": p.abstract}) for p in papers) + "\n")
+
+
+def library_settings(tmp_path: Path, collection: str, **extra):
+    """Settings for a private library under ``tmp_path``: an empty sources folder, its own store."""
+    from bot.config import Settings
+
+    sources = tmp_path / "sources"
+    sources.mkdir(exist_ok=True)
+    return Settings(sources_dir=sources, store_dir=tmp_path / "store", collection=collection, **extra)
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("paperbot")

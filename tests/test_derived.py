@@ -17,22 +17,12 @@ from bot.config import Settings
 from bot.corpus import load_corpus
 from bot.indexing import MANIFEST_ID, MANIFEST_KEY_ID, MANIFEST_PART_PREFIX, Store, open_index, sync
 
-from .conftest import SOURCES
+from .conftest import SOURCES, library_settings, write_jsonl
 
 pytestmark = pytest.mark.slow
 
 REAL_PAPERS, _ = load_corpus([SOURCES])
 QUESTIONS = ["graph neural networks", "policy optimization for reinforcement learning", "diffusion models"]
-
-
-def write_jsonl(path: Path, papers) -> None:
-    path.write_text("\n".join(json.dumps({"title": p.title, "abstract": p.abstract}) for p in papers) + "\n")
-
-
-def make_settings(tmp_path: Path, **extra) -> Settings:
-    sources = tmp_path / "sources"
-    sources.mkdir(exist_ok=True)
-    return Settings(sources_dir=sources, store_dir=tmp_path / "store", collection="derived", **extra)
 
 
 def searches(settings: Settings) -> list[list[tuple[str, float]]]:
@@ -43,7 +33,7 @@ def searches(settings: Settings) -> list[list[tuple[str, float]]]:
 
 
 def test_table_holds_the_manifest_and_parts_are_reused(tmp_path: Path):
-    settings = make_settings(tmp_path, manifest_part_papers=3)
+    settings = library_settings(tmp_path, "derived", manifest_part_papers=3)
     write_jsonl(settings.sources_dir / "a.jsonl", REAL_PAPERS[:12])
     first = sync(settings, progress=False).manifest
     store = Store(settings)
@@ -68,7 +58,7 @@ def test_table_holds_the_manifest_and_parts_are_reused(tmp_path: Path):
 
 
 def test_incremental_bm25_equals_a_full_build(tmp_path: Path):
-    settings = make_settings(tmp_path)
+    settings = library_settings(tmp_path, "derived")
     write_jsonl(settings.sources_dir / "a.jsonl", REAL_PAPERS[:20])
     sync(settings, progress=False)
     write_jsonl(settings.sources_dir / "b.jsonl", REAL_PAPERS[20:30])
@@ -115,7 +105,7 @@ def _embed_text(chunk, manifest) -> str:
 
 def test_a_store_of_the_previous_format_is_upgraded_on_open(tmp_path: Path):
     """A version-1 generation and a one-document manifest (what paperbot wrote before) keep working."""
-    settings = make_settings(tmp_path)
+    settings = library_settings(tmp_path, "derived")
     write_jsonl(settings.sources_dir / "a.jsonl", REAL_PAPERS[:10])
     manifest = sync(settings, progress=False).manifest
     expected = searches(settings)
@@ -154,7 +144,7 @@ def test_a_store_of_the_previous_format_is_upgraded_on_open(tmp_path: Path):
 def test_an_index_run_keeps_its_latex_conversions_for_the_next(tmp_path: Path):
     from bot import latex
 
-    settings = make_settings(tmp_path)
+    settings = library_settings(tmp_path, "derived")
     marked = {"title": "A \\emph{marked} title", "abstract": REAL_PAPERS[0].abstract + " With $\\alpha$ markup."}
     (settings.sources_dir / "a.jsonl").write_text(json.dumps(marked) + "\n")
     manifest = sync(settings, progress=False).manifest

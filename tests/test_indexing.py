@@ -13,27 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
 from bot.corpus import load_corpus
 from bot.indexing import Store, sync
 
-from .conftest import SOURCES
+from .conftest import SOURCES, library_settings, write_jsonl
 
 REAL_PAPERS, _ = load_corpus([SOURCES])
 
 
-def write_jsonl(path: Path, papers) -> None:
-    path.write_text("\n".join(json.dumps({"title": p.title, "abstract": p.abstract}) for p in papers) + "\n")
-
-
-def small_settings(tmp_path: Path, **extra) -> Settings:
-    sources = tmp_path / "sources"
-    sources.mkdir(exist_ok=True)
-    return Settings(sources_dir=sources, store_dir=tmp_path / "store", collection="small", **extra)
-
-
 def test_incremental_edit_remove_and_no_duplicates(tmp_path: Path):
-    settings = small_settings(tmp_path)
+    settings = library_settings(tmp_path, "small")
     source = settings.sources_dir / "mine.jsonl"
     write_jsonl(source, REAL_PAPERS[:6])
     first = sync(settings, progress=False)
@@ -58,7 +47,7 @@ def test_incremental_edit_remove_and_no_duplicates(tmp_path: Path):
 
 
 def test_extra_path_is_remembered(tmp_path: Path):
-    settings = small_settings(tmp_path)
+    settings = library_settings(tmp_path, "small")
     write_jsonl(settings.sources_dir / "a.jsonl", REAL_PAPERS[:2])
     extra = tmp_path / "extra.jsonl"
     write_jsonl(extra, REAL_PAPERS[2:4])
@@ -70,7 +59,7 @@ def test_extra_path_is_remembered(tmp_path: Path):
 
 @pytest.mark.slow  # kills a real `paperbot index` process
 def test_killed_build_leaves_previous_index_queryable(tmp_path: Path):
-    settings = small_settings(tmp_path, embed_batch_size=4)
+    settings = library_settings(tmp_path, "small", embed_batch_size=4)
     write_jsonl(settings.sources_dir / "mine.jsonl", REAL_PAPERS[:3])
     sync(settings, progress=False)
     before = Store(settings).load_manifest()
@@ -146,7 +135,7 @@ def chroma_server(tmp_path: Path):
 
 @pytest.mark.slow  # a real `chroma run` server and two processes
 def test_chroma_server_mode_shared_by_two_processes(tmp_path: Path, chroma_server: int):
-    settings = small_settings(tmp_path, chroma_host="127.0.0.1", chroma_port=chroma_server)
+    settings = library_settings(tmp_path, "small", chroma_host="127.0.0.1", chroma_port=chroma_server)
     write_jsonl(settings.sources_dir / "mine.jsonl", REAL_PAPERS[:8])
     result = sync(settings, progress=False)
     assert result.added > 0
