@@ -140,6 +140,13 @@ def derived_root(settings: Settings) -> Path:
     return base / settings.collection
 
 
+SOURCE_CACHE = "source-cache"  # the index runs' parsed sources (bot.corpus.SourceCache), beside the generations
+
+
+def source_cache_dir(settings: Settings) -> Path:
+    return derived_root(settings) / SOURCE_CACHE
+
+
 def bm25_tokenize(texts: str | list[str], stemmer, return_ids: bool = True):
     """BM25's tokenization, the same for the chunks and the queries."""
     import bm25s
@@ -366,25 +373,57 @@ class Derived:
         return out
 
 
+@dataclass
+class TokenIds:
+    """Documents as token ids: one flat int32 array and int64 offsets (document ``i`` is ``ids[offsets[i]:offsets[i + 1]]``)."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, docs: Sequence[np.ndarray]) -> TokenIds:
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum([len(d) for d in docs], out=offsets[1:])
+        ids = np.concatenate(docs).astype(np.int32) if len(docs) else np.zeros(0, np.int32)
+        return cls(ids, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, rows: np.ndarray) -> TokenIds:
+        """Documents ``rows``, in that order (one vectorized gather, no per-document arrays)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, lengths = self.offsets[rows], self.offsets[rows + 1] - self.offsets[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+        return TokenIds(np.asarray(self.ids[index], dtype=np.int32), offsets)
+
+    @staticmethod
+    def concat(parts: Sequence[TokenIds]) -> TokenIds:
+        ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.int32)
+        lengths = np.concatenate([p.lengths() for p in parts]) if parts else np.zeros(0, np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return TokenIds(ids.astype(np.int32), offsets)
+
+
 class BM25Tokens:
     """The chunks' BM25 tokens as ids into one vocabulary (a flat int32 array with offsets), memory-mapped."""
 
     def __init__(self, folder: Path) -> None:
         self.vocab: list[str] = orjson.loads((folder / "vocab.json").read_bytes())
-        self._ids = np.load(folder / "ids.npy", mmap_mode="r")
-        self._offsets = np.load(folder / "offsets.npy")
-
-    def rows(self, rows: Sequence[int]) -> list[np.ndarray]:
-        return [self._ids[self._offsets[r] : self._offsets[r + 1]] for r in rows]
+        self.docs = TokenIds(np.load(folder / "ids.npy", mmap_mode="r"), np.load(folder / "offsets.npy"))
 
     @staticmethod
-    def write(folder: Path, vocab: list[str], docs: Sequence[np.ndarray]) -> None:
+    def write(folder: Path, vocab: list[str], docs: TokenIds) -> None:
         folder.mkdir(parents=True)
         (folder / "vocab.json").write_bytes(orjson.dumps(vocab))
-        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
-        np.cumsum([len(d) for d in docs], out=offsets[1:])
-        np.save(folder / "ids.npy", np.concatenate(docs).astype(np.int32) if docs else np.zeros(0, np.int32))
-        np.save(folder / "offsets.npy", offsets)
+        np.save(folder / "ids.npy", docs.ids)
+        np.save(folder / "offsets.npy", docs.offsets)
 
 
 NO_YEAR = -1  # the year column's value for a paper without a year
@@ -408,9 +447,12 @@ class Strings:
 
     def all(self) -> list[str]:
         """Every item (one read of the blob)."""
+        return [item.decode("utf-8") for item in self.all_bytes()]
+
+    def all_bytes(self) -> list[bytes]:
         data = self._blob.tobytes()
         ends = self._offsets.tolist()
-        return [data[a:b].decode("utf-8") for a, b in zip(ends, ends[1:], strict=False)]
+        return [data[a:b] for a, b in zip(ends, ends[1:], strict=False)]
 
     @staticmethod
     def write(folder: Path, name: str, items: Sequence[str | bytes]) -> None:
@@ -474,6 +516,24 @@ class ManifestTable:
 
     def chunk_text(self, row: int) -> str:
         return self._chunk_texts[row]
+
+    def all_chunks(self) -> list[Chunk]:
+        """Every chunk, made in one pass over the columns (a row at a time was 1.4 s at 100,000 chunks)."""
+        paper_ids = self.paper_ids.all()
+        return [
+            Chunk(chunk_id, paper_ids[paper], text, position)
+            for chunk_id, paper, text, position in zip(
+                self.chunk_ids.all(),
+                self.chunk_paper.tolist(),
+                self._chunk_texts.all(),
+                self.chunk_position.tolist(),
+                strict=True,
+            )
+        ]
+
+    def paper_texts(self) -> list[tuple[str, str]]:
+        """Each paper's title and abstract, in row order, without making the papers."""
+        return [(record["title"], record["abstract"]) for record in map(orjson.loads, self._papers.all_bytes())]
 
     def sources_of(self, row: int) -> list[str]:
         return [
@@ -657,30 +717,72 @@ def build_bm25(
     Chunks ``old`` holds keep their token ids (``old_row``: chunk id -> its row
     there); only the others are tokenized, their new words appended to the
     vocabulary. Tokenizing is most of a bm25s build: at 100,000 chunks it took
-    most of the minute a full rebuild cost (evals/bench_scale_report.md).
+    most of the minute a full rebuild cost (evals/bench_scale_report.md). The
+    kept ids are gathered in one vectorized step and the index is built by
+    :func:`bm25_index` (bm25s's own loop over documents took 3.3 s at 100,000 chunks).
     """
-    import bm25s
-
     vocab = list(old.vocab) if old is not None else []
     number = {word: i for i, word in enumerate(vocab)}
-    kept = [i for i, c in enumerate(chunks) if c.chunk_id in old_row]
-    todo = [i for i, c in enumerate(chunks) if c.chunk_id not in old_row]
-    docs: list[np.ndarray] = [np.zeros(0, np.int32)] * len(chunks)
-    if kept:
-        assert old is not None
-        for i, ids in zip(kept, old.rows([old_row[chunks[i].chunk_id] for i in kept]), strict=True):
-            docs[i] = ids
-    if todo:
+    rows = np.array([old_row.get(c.chunk_id, -1) for c in chunks], dtype=np.int64)
+    todo = np.flatnonzero(rows < 0)
+    new_docs: list[np.ndarray] = []
+    if len(todo):
         words = bm25_tokenize([chunk_text(chunks[i]) for i in todo], english_stemmer(), return_ids=False)
-        for i, doc in zip(todo, words, strict=True):
-            docs[i] = np.array([number.setdefault(w, len(number)) for w in doc], dtype=np.int32)
+        new_docs = [np.array([number.setdefault(w, len(number)) for w in doc], dtype=np.int32) for doc in words]
         vocab = list(number)
+    # One pool: the old documents, then the new ones; each chunk points at its document there.
+    pool = TokenIds.concat([old.docs, TokenIds.of(new_docs)] if old is not None else [TokenIds.of(new_docs)])
+    rows[todo] = (len(old.docs) if old is not None else 0) + np.arange(len(todo))
+    docs = pool.take(rows)
     BM25Tokens.write(folder / "bm25_tokens", vocab, docs)
     if not chunks:
         return
-    index = bm25s.BM25()
-    index.index(bm25s.tokenization.Tokenized(ids=[d.tolist() for d in docs], vocab=number), show_progress=False)
-    index.save(str(folder / "bm25"))
+    bm25_index(docs, number).save(str(folder / "bm25"))
+
+
+def bm25_index(docs: TokenIds, vocab: dict[str, int]):
+    """The bm25s index (its default Lucene scoring) of ``docs``, built with array operations.
+
+    bm25s documents ``build_index_from_ids`` as the method to override for
+    another way of building; this one gives the same scores, bit for bit
+    (tests/test_derived_fast.py compares it with bm25s's own build), without a
+    Python loop over the documents.
+    """
+    import math
+
+    import bm25s
+
+    class ArrayBM25(bm25s.BM25):
+        def build_index_from_ids(self, unique_token_ids, corpus_token_ids, show_progress=True, leave_progress=False):
+            assert self.method == "lucene" and self.idf_method == "lucene", "the array build implements Lucene BM25"
+            flat: TokenIds = corpus_token_ids
+            self.nonoccurrence_array = None  # as bm25s sets it for Lucene scoring
+            n_docs, n_vocab = len(flat), len(unique_token_ids)
+            lengths = flat.lengths()
+            avg_doc_len = lengths.mean()
+            doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+            # Each (token, document) pair once, with its count; sorted by token then document (CSC order).
+            pairs, tf = np.unique(flat.ids.astype(np.int64) * n_docs + doc_of, return_counts=True)
+            token, doc = pairs // n_docs, pairs % n_docs
+            df = np.bincount(token, minlength=n_vocab)
+            # The idf as bm25s computes it (math.log in float64, stored as float32), once per distinct df.
+            idf_of = {int(d): math.log(1 + (n_docs - d + 0.5) / (d + 0.5)) for d in np.unique(df) if d}
+            idf = np.array([idf_of.get(int(d), 0.0) for d in df], dtype=self.dtype)
+            tf = tf.astype(self.dtype)
+            l_d = lengths[doc]
+            tfc = tf / (self.k1 * ((1 - self.b) + self.b * l_d / avg_doc_len) + tf)
+            indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+            np.cumsum(df, out=indptr[1:])
+            return {
+                "data": (idf[token] * tfc).astype(self.dtype),
+                "indices": doc.astype(self.int_dtype),
+                "indptr": indptr,
+                "num_docs": n_docs,
+            }
+
+    index = ArrayBM25()
+    index.index(bm25s.tokenization.Tokenized(ids=docs, vocab=dict(vocab)), show_progress=False)
+    return index
 
 
 def collect_garbage(root: Path, live_key: str, tmp_grace_seconds: float) -> None:
@@ -692,7 +794,7 @@ def collect_garbage(root: Path, live_key: str, tmp_grace_seconds: float) -> None
     if not root.is_dir():
         return
     live = generation_dir(root, live_key)
-    keep = {live.name}
+    keep = {live.name, SOURCE_CACHE}
     if Derived.exists(root, live_key):
         keep.update(json.loads((live / "meta.json").read_text())["segments"])
     now = time.time()

@@ -54,7 +54,15 @@ from filelock import FileLock, Timeout
 
 from bot import derived, latex
 from bot.config import MANIFEST_SUFFIX, Settings
-from bot.corpus import SUPPORTED_SUFFIXES, CorpusReport, Problem, SourceError, load_corpus, source_counts
+from bot.corpus import (
+    SUPPORTED_SUFFIXES,
+    CorpusReport,
+    Problem,
+    SourceCache,
+    SourceError,
+    load_corpus,
+    source_counts,
+)
 from bot.embedding import MODEL_NAME, get_encoder
 from bot.errors import UserError
 from bot.schema import Chunk, Paper
@@ -124,7 +132,7 @@ class Manifest:
             "extra_sources": self.extra_sources,
             "report": self.report,
             "papers": [p.to_dict() for p in self.papers],
-            "chunks": [asdict(c) for c in self.chunks],
+            "chunks": [c.to_dict() for c in self.chunks],
         }
         return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
@@ -166,7 +174,7 @@ class Manifest:
         chunks: list[dict[str, Any]] = []
         for i, paper in enumerate(self.papers):
             papers.append(paper.to_dict())
-            chunks += [asdict(c) for c in chunks_of.get(paper.paper_id, [])]
+            chunks += [c.to_dict() for c in chunks_of.get(paper.paper_id, [])]
             if zlib.crc32(paper.paper_id.encode()) % part_papers == 0 or i == len(self.papers) - 1:
                 body = orjson.dumps({"papers": papers, "chunks": chunks}, option=orjson.OPT_SORT_KEYS)
                 name = MANIFEST_PART_PREFIX + hashlib.sha1(body).hexdigest()
@@ -224,6 +232,13 @@ class Manifest:
 
     def chunk_ids(self) -> list[str]:
         return self.table.chunk_ids.all() if self.table is not None else [c.chunk_id for c in self.chunks]
+
+    def texts_and_chunks(self) -> tuple[dict[str, tuple[str, str]], list[Chunk]]:
+        """Each paper's (title, abstract) by id, and every chunk (from the table's columns when it has one)."""
+        if self.table is None:
+            return {p.paper_id: (p.title, p.abstract) for p in self.papers}, list(self.chunks)
+        ids = self.table.paper_ids.all()
+        return dict(zip(ids, self.table.paper_texts(), strict=True)), self.table.all_chunks()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -437,17 +452,16 @@ def chunk_papers(papers: list[Paper], settings: Settings, old: Manifest | None =
     re-index of a large library).
     """
     reusable: dict[str, list[Chunk]] = {}
-    before: dict[str, Paper] = {}
+    before: dict[str, tuple[str, str]] = {}
     if old is not None and old.model == MODEL_NAME and old.chunking == chunking_of(settings):
-        before = {p.paper_id: p for p in old.papers}
-        for chunk in old.chunks:
+        before, old_chunks = old.texts_and_chunks()
+        for chunk in old_chunks:
             reusable.setdefault(chunk.paper_id, []).append(chunk)
     split: SentenceSplitter | None = None
     chunks: list[Chunk] = []
     taken: set[str] = set()
     for paper in papers:
-        was = before.get(paper.paper_id)
-        if was is not None and (was.title, was.abstract) == (paper.title, paper.abstract):
+        if before.get(paper.paper_id) == (paper.title, paper.abstract):
             chunks.extend(reusable.get(paper.paper_id, []))
             continue
         split = split or splitter(settings)
@@ -635,7 +649,8 @@ def _sync(
     previous = derived.Derived.previous(derived.derived_root(settings), old.key) if old is not None else None
     if previous is not None:  # the last run's LaTeX conversions: unchanged sources are not parsed again
         latex.remember(previous.conversions(latex.conversion_version()))
-    papers, report = load_corpus(source_paths, settings.max_abstract_chars)
+    cache = SourceCache(derived.source_cache_dir(settings))
+    papers, report = load_corpus(source_paths, settings.max_abstract_chars, cache)
     if given and not any(n for file, n in report.read.items() if any(_within(file, path) for path in given)):
         raise NothingToIndex(_nothing_read(given, report))
     report.problems[:0] = [
@@ -723,6 +738,7 @@ def _sync(
         store.chunks.delete(ids=stale[start : start + DELETE_BATCH])
     result.removed = len(stale)
     derived.collect_garbage(derived.derived_root(settings), manifest.key, settings.derived_tmp_grace_seconds)
+    cache.prune()
     result.manifest = manifest
     result.total_seconds = time.perf_counter() - started
     return result

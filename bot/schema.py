@@ -43,7 +43,9 @@ class Paper:
     doi: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # asdict's recursive deep copy was 4 of the 18 s an index run spent adding 1,000 papers
+        # to a 100,000-chunk library (its manifest parts and table hold every paper).
+        return {name: list(value) if isinstance(value, list) else value for name, value in vars(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Paper:
@@ -57,6 +59,9 @@ class Chunk:
     paper_id: str
     text: str
     position: int  # index of the chunk within its paper
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
 
 
 @dataclass
