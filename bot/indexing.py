@@ -407,6 +407,21 @@ class Store:
     def chunk_ids(self) -> set[str]:
         return set(self.chunks.get(include=[])["ids"])
 
+    def put_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, generation: int) -> None:
+        """Store chunks with their vectors and the generation of the build storing them.
+
+        Only ids, vectors and small metadata: queries read ids and distances, and a
+        chunk's text and paper come from the manifest. Chroma indexes documents for
+        full-text search and kept LlamaIndex's node layout as metadata; without
+        them, 2,186 chunks went into a 100,000-chunk collection in 1.2 s instead of
+        2.8-3.3 s (0.7 s for the vectors alone).
+        """
+        self.chunks.upsert(
+            ids=[c.chunk_id for c in chunks],
+            embeddings=vectors,
+            metadatas=[{"paper_id": c.paper_id, "position": c.position, GENERATION_KEY: generation} for c in chunks],
+        )
+
     def embeddings(self, ids: list[str]) -> np.ndarray:
         """Embeddings of ``ids`` in that order."""
         out = np.zeros((len(ids), 384), dtype=np.float32)
@@ -616,8 +631,6 @@ def _sync(
     store: Store | None,
     forget: list[Path] | None,
 ) -> SyncResult:
-    from llama_index.core.schema import MetadataMode
-    from llama_index.core.vector_stores.utils import node_to_metadata_dict
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -667,19 +680,10 @@ def _sync(
         encoder = get_encoder()
         batch = max(settings.embed_batch_size, 1)
         embed_started = time.perf_counter()
-        pending: list[TextNode] = []
+        pending: list[Chunk] = []
 
         def store_pending() -> None:
-            store.chunks.upsert(
-                ids=[n.node_id for n in pending],
-                embeddings=np.stack([fresh[n.node_id] for n in pending]),
-                documents=[n.text for n in pending],
-                # The layout LlamaIndex's ChromaVectorStore reads back into nodes, plus the generation.
-                metadatas=[
-                    node_to_metadata_dict(n, remove_text=True, flat_metadata=True) | {GENERATION_KEY: generation}
-                    for n in pending
-                ],
-            )
+            store.put_chunks(pending, np.stack([fresh[c.chunk_id] for c in pending]), generation)
             pending.clear()
 
         # Chroma takes the new chunks in large batches: one call per 32 chunks cost 2.4x the time of
@@ -688,11 +692,10 @@ def _sync(
         with tqdm(total=len(todo), desc="Embedding chunks", unit="chunk", disable=not progress) as bar:
             for start in range(0, len(todo), batch):
                 part = todo[start : start + batch]
-                nodes = [to_node(c, by_id[c.paper_id]) for c in part]
-                texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+                texts = [embed_text(c, by_id[c.paper_id]) for c in part]
                 vectors = encoder.encode(texts, batch_size=batch)
-                fresh.update(zip([n.node_id for n in nodes], vectors, strict=True))
-                pending += nodes
+                fresh.update(zip([c.chunk_id for c in part], vectors, strict=True))
+                pending += part
                 if len(pending) >= upsert_batch:
                     store_pending()
                 bar.update(len(part))

@@ -131,19 +131,15 @@ def write_sources(path: Path, records) -> None:
 
 def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[Settings, dict]:
     """A synthetic store of about ``n_chunks`` chunks; returns its settings and build timings."""
-    from llama_index.core.vector_stores.utils import node_to_metadata_dict
-
     from bot import derived, latex
     from bot.corpus import load_corpus
     from bot.indexing import (
-        GENERATION_KEY,
         Manifest,
         Store,
         _report_dict,
         chunk_id_for,
         chunking_of,
         embed_text,
-        to_node,
     )
     from bot.normalize import normalize_title
     from bot.schema import Chunk
@@ -179,15 +175,7 @@ def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[S
     batch = store.client.get_max_batch_size()
     for start in range(0, len(chunks), batch):
         part = chunks[start : start + batch]
-        nodes = [to_node(c, by_id[c.paper_id]) for c in part]
-        store.chunks.upsert(
-            ids=[c.chunk_id for c in part],
-            embeddings=np.stack([vectors[c.chunk_id] for c in part]),
-            documents=[c.text for c in part],
-            metadatas=[
-                node_to_metadata_dict(n, remove_text=True, flat_metadata=True) | {GENERATION_KEY: 1} for n in nodes
-            ],
-        )
+        store.put_chunks(part, np.stack([vectors[c.chunk_id] for c in part]), generation=1)
     chroma_s = time.perf_counter() - made
 
     manifest = Manifest(
