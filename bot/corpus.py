@@ -404,7 +404,10 @@ def arxiv_url(arxiv_id: str) -> str:
 
 
 def merge_keys(entry: Entry) -> list[str]:
-    """The keys under which entries are one paper: normalized abstract and title, arXiv id, DOI."""
+    """The keys under which entries are one paper: normalized abstract and title, arXiv id, DOI.
+
+    Digests (128 bits) rather than the normalized texts: the source cache keeps them for every entry.
+    """
     keys = ["a:" + normalize_abstract(entry.abstract)]
     if entry.title:
         keys.append("t:" + normalize_title(entry.title))
@@ -412,7 +415,7 @@ def merge_keys(entry: Entry) -> list[str]:
         keys.append("x:" + re.sub(r"v\d+$", "", entry.arxiv_id))
     if entry.doi:
         keys.append("d:" + entry.doi.lower())
-    return keys
+    return [hashlib.blake2b(key.encode(), digest_size=16).hexdigest() for key in keys]
 
 
 def paper_of(group: list[Entry]) -> Paper:
@@ -601,11 +604,12 @@ class SourceCache:
         path = self.folder / name
         try:
             data = orjson.loads(path.read_bytes())
-            entries = [Entry(**e) for e in data["entries"]]
-            prepared = {
-                id(e): Prepared(keys, Paper.from_dict(alone))
-                for e, keys, alone in zip(entries, data["keys"], data["alone"], strict=True)
-            }
+            entries, prepared = [], {}
+            for record, keys, alone in zip(data["entries"], data["keys"], data["alone"], strict=True):
+                paper = Paper.from_dict(alone)
+                entry = Entry(**record | {"abstract": record["abstract"] or paper.abstract})
+                entries.append(entry)
+                prepared[id(entry)] = Prepared(keys, paper)
             problems = [Problem(**p) for p in data["problems"]]
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):  # absent or damaged: parse again
             return None
@@ -620,7 +624,11 @@ class SourceCache:
         import orjson
 
         data = {
-            "entries": [asdict(e) for e in entries],
+            # An entry's abstract is mostly its lone paper's: stored once (None: the paper's).
+            "entries": [
+                asdict(e) | {"abstract": None if e.abstract == prepared[id(e)].alone.abstract else e.abstract}
+                for e in entries
+            ],
             "problems": [asdict(p) for p in problems],
             "keys": [prepared[id(e)].keys for e in entries],
             "alone": [prepared[id(e)].alone.to_dict() for e in entries],

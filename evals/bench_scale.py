@@ -425,7 +425,7 @@ def add_worker(shipped_store: str) -> dict:
     timed(indexing, "load_corpus", "read the sources")
     timed(indexing, "chunk_papers", "chunk (reusing unchanged papers' chunks)")
     timed(indexing.Store, "load_manifest", "load the manifest (twice)")
-    timed(indexing.Store, "chunk_ids", "list the stored chunk ids")
+    timed(indexing.Store, "stored_ids", "the stored chunk ids")
     timed(indexing.Manifest, "encode", "encode the manifest parts")
     timed(indexing.Store, "write_manifest", "write the new parts and the head")
     timed(derived, "build_bm25", "BM25: tokenize new chunks, index")
