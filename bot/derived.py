@@ -221,6 +221,12 @@ class RowFile:
             os.close(fd)
 
 
+def _stacked(rows: list[np.ndarray], dtype: type) -> np.ndarray:
+    if not rows:
+        return np.zeros((0, DIMENSION), dtype)
+    return np.concatenate(rows, axis=0, dtype=dtype, casting="same_kind")
+
+
 class Segment:
     """Immutable per-paper data of some papers, read a paper at a time."""
 
@@ -266,18 +272,11 @@ class Segment:
         np.save(tmp / "offsets.npy", offsets)
         sets = [i.piece_set for i in items]
         np.save(tmp / "piece_sets.npy", np.concatenate(sets).astype(np.int32) if sets else np.zeros(0, np.int32))
+        # One copy into the stored type (vstack then astype copied twice: 1,000 papers' vectors are ~200 MB).
         sentence_vectors = [i.sentence_vectors for i in items if len(i.sentence_vectors)]
-        np.save(
-            tmp / "sentence_vectors.npy",
-            np.vstack(sentence_vectors).astype(np.float32)
-            if sentence_vectors
-            else np.zeros((0, DIMENSION), np.float32),
-        )
+        np.save(tmp / "sentence_vectors.npy", _stacked(sentence_vectors, np.float32))
         piece_vectors = [i.piece_vectors for i in items if len(i.piece_vectors)]
-        np.save(
-            tmp / "piece_vectors.npy",
-            np.vstack(piece_vectors).astype(np.float16) if piece_vectors else np.zeros((0, DIMENSION), np.float16),
-        )
+        np.save(tmp / "piece_vectors.npy", _stacked(piece_vectors, np.float16))
         (tmp / "keys.json").write_text(json.dumps(keys))
         _publish(tmp, root / name)
         return name
@@ -541,10 +540,6 @@ class ManifestTable:
     def paper_records(self) -> list[bytes]:
         """Every paper's stored record (:func:`paper_record`), in row order."""
         return self._papers.all_bytes()
-
-    def paper_texts(self) -> list[tuple[str, str]]:
-        """Each paper's title and abstract, in row order, without making the papers."""
-        return [(record["title"], record["abstract"]) for record in map(orjson.loads, self._papers.all_bytes())]
 
     def sources_of(self, row: int) -> list[str]:
         return [
