@@ -677,8 +677,8 @@ def _no_cycle_collection() -> Iterator[None]:
 
     Each full collection walks every live object (the 100,000 chunks' records
     among them); with it paused, adding 1,000 papers to a 100,000-chunk library
-    took X s less (evals/bench_scale_report.md). Whatever cycles the run left are
-    collected when it ends.
+    took 13.9 s instead of 16.2 beyond the model (evals/bench_scale_report.md).
+    Whatever cycles the run left are collected when it ends.
     """
     import gc
 

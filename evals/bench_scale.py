@@ -132,7 +132,7 @@ def write_sources(path: Path, records) -> None:
 def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[Settings, dict]:
     """A synthetic store of about ``n_chunks`` chunks; returns its settings and build timings."""
     from bot import derived, latex
-    from bot.corpus import load_corpus
+    from bot.corpus import SourceCache, load_corpus
     from bot.indexing import (
         Manifest,
         Store,
@@ -149,7 +149,8 @@ def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[S
     settings = Settings(sources_dir=root / "sources", store_dir=root / "store", collection=COLLECTION)
     records = synthetic_records(src_manifest, n_chunks)
     write_sources(settings.sources_dir, records)
-    papers, report = load_corpus([settings.sources_dir])
+    # With the parsed-source cache an index run keeps (bot.corpus.SourceCache), as `paperbot index` leaves it.
+    papers, report = load_corpus([settings.sources_dir], cache=SourceCache(derived.source_cache_dir(settings)))
     source_of = {normalize_title(rec["title"]): (r, v) for rec, r, v in records}
     src_chunks: dict[str, list[int]] = {}
     for i, c in enumerate(src_manifest.chunks):
