@@ -16,6 +16,7 @@ from bot import derived
 from bot.config import Settings
 from bot.corpus import load_corpus
 from bot.indexing import MANIFEST_ID, MANIFEST_KEY_ID, MANIFEST_PART_PREFIX, Store, open_index, sync
+from bot.schema import Chunk
 
 from .conftest import SOURCES, library_settings, write_jsonl
 
@@ -153,3 +154,18 @@ def test_an_index_run_keeps_its_latex_conversions_for_the_next(tmp_path: Path):
     assert any(display.endswith("With α markup.") for display in kept.values())
     # Made by other rules (another pylatexenc, changed rules), they are not used.
     assert derived.Derived(derived.derived_root(settings), manifest.key).conversions("0-other") == {}
+
+
+def test_stored_ids_come_from_the_manifest_unless_chroma_holds_more(tmp_path: Path, monkeypatch):
+    settings = library_settings(tmp_path, "derived")
+    write_jsonl(settings.sources_dir / "a.jsonl", REAL_PAPERS[:6])
+    manifest = sync(settings, progress=False).manifest
+    store = Store(settings)
+    listed = store.chunk_ids()
+    assert listed == set(manifest.chunk_ids())
+    with monkeypatch.context() as patched:  # the counts agree: no listing
+        patched.setattr(Store, "chunk_ids", lambda self: pytest.fail("listed every id"))
+        assert store.stored_ids(manifest) == listed
+    # A killed build's leftover: Chroma holds one chunk more than the manifest names, so all are listed.
+    store.put_chunks([Chunk("stray", "p:x", "text", 0)], np.ones((1, 384), np.float32), 99)
+    assert store.stored_ids(manifest) == listed | {"stray"}

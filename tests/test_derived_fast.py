@@ -55,3 +55,23 @@ def test_token_ids_take_and_concat_keep_each_document():
     got = [taken.ids[a:b].tolist() for a, b in zip(taken.offsets[:-1], taken.offsets[1:], strict=True)]
     assert got == [[7, 8], [1, 2, 3], [], [5, 6], [5, 6]]
     assert taken.ids.dtype == np.int32 and len(taken) == 5
+
+
+def test_manifest_parts_are_the_json_of_their_papers_and_chunks():
+    """Parts are assembled from records serialized once; each must equal the plain JSON of its content."""
+    import orjson
+
+    from bot.indexing import Manifest
+    from bot.schema import Chunk
+
+    chunks = [
+        Chunk(f"c{i}-{j}", p.paper_id, f"text {j} of {p.title}", j) for i, p in enumerate(PAPERS) for j in range(2)
+    ]
+    manifest = Manifest(list(PAPERS), chunks, {"entries": len(PAPERS)}, chunking={"chunk_size": 160}, generation=3)
+    encoded = manifest.encode(part_papers=3)
+    assert len(encoded.parts) > 1
+    for body in encoded.parts.values():
+        data = orjson.loads(body)
+        assert body == orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    decoded = Manifest.decode(encoded.head, encoded.parts, encoded.key)
+    assert list(decoded.papers) == list(PAPERS) and list(decoded.chunks) == chunks
