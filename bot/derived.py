@@ -685,20 +685,20 @@ def build(
             df[piece] = df.get(piece, 0) + sign
     df = {piece: n for piece, n in df.items() if n > 0}
 
-    # Chunk vectors: the previous generation's rows, the store's for new chunks.
-    ids = [c.chunk_id for c in chunks]
-    vectors = np.zeros((len(ids), DIMENSION), dtype=np.float32)
-    old_row = {cid: i for i, cid in enumerate(previous.chunk_ids)} if previous else {}
-    have = [i for i, cid in enumerate(ids) if cid in old_row]
-    if have:
-        vectors[have] = previous.chunk_vectors[[old_row[ids[i]] for i in have]]  # type: ignore[union-attr]
-    missing = [i for i, cid in enumerate(ids) if cid not in old_row]
-    if missing:
-        vectors[missing] = chunk_vectors([ids[i] for i in missing])
-
+    # Chunk vectors: the previous generation's rows, the store's for new chunks, written in place.
     tmp = root / f"{TMP_PREFIX}gen-{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    np.save(tmp / "chunk_vectors.npy", vectors)
+    ids = [c.chunk_id for c in chunks]
+    old_row = {cid: i for i, cid in enumerate(previous.chunk_ids)} if previous else {}
+    source = np.array([old_row.get(cid, -1) for cid in ids], dtype=np.int64)
+    vectors = np.lib.format.open_memmap(tmp / "chunk_vectors.npy", "w+", np.float32, (len(ids), DIMENSION))
+    have = np.flatnonzero(source >= 0)
+    if len(have):
+        vectors[have] = previous.chunk_vectors[source[have]]  # type: ignore[union-attr]
+    missing = np.flatnonzero(source < 0)
+    if len(missing):
+        vectors[missing] = chunk_vectors([ids[i] for i in missing])
+    vectors.flush()
     del vectors
     np.save(tmp / "papers.npy", rows)
     piece_ids = np.array(sorted(df), dtype=np.int64)

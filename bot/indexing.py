@@ -477,14 +477,27 @@ class Store:
         return out
 
 
-def splitter(settings: Settings) -> SentenceSplitter:
+def splitter(settings: Settings, texts: Sequence[str] = ()) -> SentenceSplitter:
+    """LlamaIndex's SentenceSplitter, counting MiniLM word pieces.
+
+    ``texts`` (the abstracts about to be split) get their sentences and word
+    pieces worked out up front, the pieces in one batch: the splitter asks for
+    them a text at a time (8,933 tokenizer calls for 1,000 abstracts, 0.9 s).
+    The same functions answer, so the chunks are the same (tests/test_derived_fast.py).
+    """
     from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
 
     encoder = get_encoder()
+    sentences = split_by_sentence_tokenizer()  # the splitter's own default
+    split_of = {text: sentences(text) for text in texts}
+    known = list(dict.fromkeys(t for text, parts in split_of.items() for t in (text, *parts)))
+    pieces = dict(zip(known, encoder.piece_ids(known), strict=True))
     return SentenceSplitter(
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
-        tokenizer=lambda text: encoder._counter.encode(text, add_special_tokens=False).ids,
+        tokenizer=lambda text: pieces[text] if text in pieces else encoder.piece_ids([text])[0],
+        chunking_tokenizer_fn=lambda text: split_of[text] if text in split_of else sentences(text),
         include_metadata=False,
     )
 
@@ -520,14 +533,15 @@ def chunk_papers(
         same = old.same_text(papers, records if records is not None else [derived.paper_record(p) for p in papers])
         for chunk in old.all_chunks():
             reusable.setdefault(chunk.paper_id, []).append(chunk)
-    split: SentenceSplitter | None = None
+    fresh = [p for p in papers if p.paper_id not in same]
+    split = splitter(settings, [p.abstract for p in fresh]) if fresh else None
     chunks: list[Chunk] = []
     taken: set[str] = set()
     for paper in papers:
         if paper.paper_id in same:
             chunks.extend(reusable.get(paper.paper_id, []))
             continue
-        split = split or splitter(settings)
+        assert split is not None
         for position, text in enumerate(split.split_text(paper.abstract)):
             chunk_id = chunk_id_for(paper, text)
             repeat = 1
@@ -537,6 +551,11 @@ def chunk_papers(
             taken.add(chunk_id)
             chunks.append(Chunk(chunk_id=chunk_id, paper_id=paper.paper_id, text=text, position=position))
     return chunks
+
+
+# How a node shows its metadata and text (LlamaIndex's templates): the title line, then the chunk.
+METADATA_TEMPLATE = "{value}"
+TEXT_TEMPLATE = "{metadata_str}\n{content}"
 
 
 def to_node(chunk: Chunk, paper: Paper, validate: bool = True) -> TextNode:
@@ -555,16 +574,21 @@ def to_node(chunk: Chunk, paper: Paper, validate: bool = True) -> TextNode:
         metadata={"title": paper.title, "paper_id": paper.paper_id, "position": chunk.position},
         excluded_embed_metadata_keys=["paper_id", "position"],
         excluded_llm_metadata_keys=["paper_id", "position"],
-        metadata_template="{value}",
-        text_template="{metadata_str}\n{content}",
+        metadata_template=METADATA_TEMPLATE,
+        text_template=TEXT_TEMPLATE,
     )
     return TextNode(**fields) if validate else TextNode.model_construct(**fields)
 
 
 def embed_text(chunk: Chunk, paper: Paper) -> str:
-    from llama_index.core.schema import MetadataMode
+    """The text a chunk is embedded and BM25-indexed by: its node's content in EMBED mode (title, then text).
 
-    return to_node(chunk, paper).get_content(metadata_mode=MetadataMode.EMBED)
+    Formatted as TextNode.get_content formats it (the title is the only metadata
+    the embedding sees), without making a node: 2,186 nodes took 0.1 s of an
+    index run, twice (embedding, BM25). tests/test_derived_fast.py checks both agree.
+    """
+    title = METADATA_TEMPLATE.format(key="title", value=paper.title).strip()
+    return TEXT_TEMPLATE.format(metadata_str=title, content=chunk.text).strip() if title else chunk.text
 
 
 def _report_dict(report: CorpusReport) -> dict[str, Any]:

@@ -364,7 +364,7 @@ class SyntheticEncoder:
     """
 
     def __init__(self, real, src_manifest, src_derived) -> None:
-        self._counter = real._counter  # the splitter counts word pieces with the real tokenizer
+        self.piece_ids = real.piece_ids  # the splitter counts word pieces with the real tokenizer (not the model)
         self._row = {c.text: i for i, c in enumerate(src_manifest.chunks)}
         self._vectors = src_derived.chunk_vectors
         self._rng = np.random.default_rng(SEED)

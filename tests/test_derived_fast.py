@@ -75,3 +75,31 @@ def test_manifest_parts_are_the_json_of_their_papers_and_chunks():
         assert body == orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     decoded = Manifest.decode(encoded.head, encoded.parts, encoded.key)
     assert list(decoded.papers) == list(PAPERS) and list(decoded.chunks) == chunks
+
+
+def test_splitting_with_worked_out_sentences_gives_the_same_chunks():
+    from bot.config import Settings
+    from bot.indexing import splitter
+
+    settings = Settings()
+    run_on = "one long sentence without a full stop, " * 40  # longer than a chunk: split below sentences
+    texts = [p.abstract for p in PAPERS] + [run_on + "and then it ends.", "Short. " * 3]
+    plain, prepared = splitter(settings), splitter(settings, texts)
+    for text in texts:
+        assert prepared.split_text(text) == plain.split_text(text)
+    assert prepared.split_text("A text it was not told about. It still splits.") == plain.split_text(
+        "A text it was not told about. It still splits."
+    )
+
+
+@pytest.mark.parametrize("title", [None, "", "  Spaced title  "])
+def test_embed_text_is_the_nodes_embedding_content(title):
+    from llama_index.core.schema import MetadataMode
+
+    from bot.indexing import embed_text, to_node
+    from bot.schema import Chunk, Paper
+
+    papers = list(PAPERS) if title is None else [Paper("p:x", title, "An abstract.")]
+    for paper in papers:
+        chunk = Chunk("c", paper.paper_id, paper.abstract[:200], 0)
+        assert embed_text(chunk, paper) == to_node(chunk, paper).get_content(metadata_mode=MetadataMode.EMBED)
