@@ -376,8 +376,7 @@ class Store:
         took 7.7 s at 100,000 chunks; the table maps in milliseconds. The table
         holds the manifest whose sha1 is the key, so it cannot disagree with the record.
         """
-        got = self.meta.get(ids=[MANIFEST_KEY_ID], include=["documents"])
-        key = got["documents"][0] if got["ids"] else None
+        key = self.manifest_key()
         root = derived.derived_root(self.settings)
         if key and derived.Derived.exists(root, key):
             return Manifest.from_table(derived.ManifestTable(derived.generation_dir(root, key) / "table"), key)
@@ -399,6 +398,11 @@ class Store:
                 return self.load_manifest(retries - 1)
             raise IndexError_(f"the manifest in the {_where(self.settings)} names parts it does not hold")
         return Manifest.decode(head, parts, key or derived.manifest_key(head))
+
+    def manifest_key(self) -> str | None:
+        """The live manifest's key (the small record beside it), or None before the first build."""
+        got = self.meta.get(ids=[MANIFEST_KEY_ID], include=["documents"])
+        return got["documents"][0] if got["ids"] else None
 
     def write_manifest(self, encoded: EncodedManifest) -> None:
         """Store a manifest: its new parts, then the head and its key (with the last parts, in one upsert).
@@ -833,8 +837,11 @@ def _sync(
         result.manifest_written = True
     result.sentence_seconds, result.derived_seconds = stats.encode_seconds, stats.total_seconds
     # Another machine's writer (server mode) may have written since: never delete what the stored manifest names.
-    current = store.load_manifest()
-    keep = set(current.chunk_ids()) if current is not None else set()
+    if store.manifest_key() == manifest.key:
+        keep = live
+    else:
+        current = store.load_manifest()
+        keep = set(current.chunk_ids()) if current is not None else set()
     stale = sorted(existing - live - keep)
     for start in range(0, len(stale), DELETE_BATCH):
         store.chunks.delete(ids=stale[start : start + DELETE_BATCH])
