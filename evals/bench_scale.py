@@ -533,7 +533,7 @@ def sweep(sizes: list[int], questions: int) -> list[dict]:
                 for s in range(0, n, batch):
                     col.add(ids=[str(i) for i in range(s, min(n, s + batch))], embeddings=vectors[s : s + batch])
                 build_s = time.perf_counter() - t
-                for ef_search in (100, 200, 500):
+                for ef_search in (100, 200, 500, 1000):
                     col.modify(configuration={"hnsw": {"ef_search": ef_search}})
                     done = subprocess.run(
                         [sys.executable, __file__, "--probe", path, f"{tmp}/queries.npy", f"{tmp}/exact.npy"],
