@@ -6,17 +6,26 @@ right topic that states no such thing does not answer the question (a "near
 miss"); the extractive answerer then says what the closest paper does state
 and that the asked-for detail is not in its abstract.
 
+The same types pick the sentence that answers a detail question: the asked-for
+figure or name often sits in a sentence that matches the question's topic less
+well than the paper's opening claims ("Experiments on the CO3D dataset show
+..."), so the extractive answerer also quotes the top paper's sentence that
+states the type and shares most words with the clause that asks
+(:func:`focus_words`, :func:`focus_overlap`).
+
 Invariant: :func:`answer_type` returns None for questions without a clear
 type (most lookups), so the check only ever applies to questions that name
 what they want; a type's sentence test is deliberately generous (any number
-counts for a quantity), because a false "not stated" costs more than a missed
-near miss.
+counts for a quantity, any sentence for a name), because a false "not stated"
+costs more than a missed near miss.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from bot.text import stem, stopwords, tokens
 
 _NUMBER = r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twice|thrice|half|double|hundreds?|thousands?|millions?|billions?|dozens?)\b|%|\bx\b"
 
@@ -65,6 +74,30 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
         ),
         re.compile(r"(?!x)x"),  # abstracts do not name their authors
     ),
+    AnswerType(
+        "dataset",
+        "the data set asked for",
+        re.compile(
+            r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?|"
+            r"collections?|competitions?)\b",
+            re.I,
+        ),
+        # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).
+        re.compile(r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b|\b[A-Z]\w*[A-Z0-9]\w*", re.I),
+    ),
+    AnswerType(
+        "name",
+        "the name asked for",
+        re.compile(
+            r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(algorithms?|methods?|samplers?|solvers?|optimi[sz]ers?|"
+            r"estimators?|loss(es)?|metrics?|regulari[sz]ers?|divergences?|distances?|discrepanc(y|ies)|"
+            r"criteri(on|a)|activations?|strateg(y|ies)|techniques?|applications?|problems?|tasks?|"
+            r"quantit(y|ies)|networks?|llms?|language models?)\b|"
+            r"\bnames? of\b|\bwhat'?s the name\b|\bstands? for\b",
+            re.I,
+        ),
+        re.compile(r"\S"),  # any sentence may name it
+    ),
 )
 
 
@@ -76,6 +109,32 @@ def answer_type(question: str) -> AnswerType | None:
 def states(kind: AnswerType | None, sentence: str) -> bool:
     """``sentence`` carries an answer of ``kind`` (always true when there is no kind)."""
     return kind is None or bool(kind.states.search(sentence))
+
+
+# Words of the asking clause that say what kind of answer is wanted, not what it is about.
+_ASKING_WORDS = frozenset({"many", "much", "name", "names", "kind", "kinds", "stand", "stands"})
+# Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
+_CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
+
+
+def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
+    """The stems (:func:`bot.text.stem`) of the first ``limit`` content words of the clause asking for ``kind``.
+
+    The clause is read from its asking words on: "A paper on letting the computer design layouts:
+    which image dataset did they run their experiments on?" -> {image, datas, run, exper}. The words
+    nearest the asking words say what is asked; a long description of the paper after them does not.
+    """
+    for clause in _CLAUSE_END.split(question):
+        if match := kind.asks.search(clause):
+            words = [w for w in tokens(clause[match.start() :]) if len(w) > 2 and w not in stopwords()]
+            kept = [w for w in words if w not in _ASKING_WORDS]
+            return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
+    return frozenset()
+
+
+def focus_overlap(focus: frozenset[str], sentence: str) -> int:
+    """How many of the ``focus`` stems ``sentence`` uses."""
+    return len(focus & {stem(w) for w in tokens(sentence)})
 
 
 # A sentence that leans on the one before it ("It also ...", "This approach ...") means nothing alone.

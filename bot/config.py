@@ -122,6 +122,17 @@ class ExtractiveSettings(BaseModel):
     check_answer_type: bool = Field(
         False, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
     )
+    detail_sentence: bool = Field(
+        True,
+        description="A question asking for a figure, data set or name also gets the top paper's sentence "
+        "that states one and shares most words with the asking clause, whatever its score.",
+    )
+    detail_min_overlap: int = Field(
+        1, ge=0, description="That sentence must share this many content words with the asking clause."
+    )
+    detail_focus_words: int = Field(
+        6, ge=1, description="Content words of the asking clause, from its question word on, that say what is asked."
+    )
     follow_up_max_words: int = Field(
         20, description="A longer question is taken as standalone, never joined to the previous one."
     )
