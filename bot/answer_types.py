@@ -7,7 +7,7 @@ miss"); the extractive answerer then says what the closest paper does state
 and that the asked-for detail is not in its abstract.
 
 The same types pick the sentence that answers a detail question: the asked-for
-figure or name often sits in a sentence that matches the question's topic less
+figure or data set often sits in a sentence that matches the question's topic less
 well than the paper's opening claims ("Experiments on the CO3D dataset show
 ..."), so the extractive answerer also quotes the top paper's sentence that
 states the type and shares most words with the clause that asks
@@ -16,7 +16,7 @@ states the type and shares most words with the clause that asks
 Invariant: :func:`answer_type` returns None for questions without a clear
 type (most lookups), so the check only ever applies to questions that name
 what they want; a type's sentence test is deliberately generous (any number
-counts for a quantity, any sentence for a name), because a false "not stated"
+counts for a quantity), because a false "not stated"
 costs more than a missed near miss.
 """
 
@@ -85,19 +85,6 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
         # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).
         re.compile(r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b|\b[A-Z]\w*[A-Z0-9]\w*", re.I),
     ),
-    AnswerType(
-        "name",
-        "the name asked for",
-        re.compile(
-            r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(algorithms?|methods?|samplers?|solvers?|optimi[sz]ers?|"
-            r"estimators?|loss(es)?|metrics?|regulari[sz]ers?|divergences?|distances?|discrepanc(y|ies)|"
-            r"criteri(on|a)|activations?|strateg(y|ies)|techniques?|applications?|problems?|tasks?|"
-            r"quantit(y|ies)|networks?|llms?|language models?)\b|"
-            r"\bnames? of\b|\bwhat'?s the name\b|\bstands? for\b",
-            re.I,
-        ),
-        re.compile(r"\S"),  # any sentence may name it
-    ),
 )
 
 
@@ -112,7 +99,7 @@ def states(kind: AnswerType | None, sentence: str) -> bool:
 
 
 # Words of the asking clause that say what kind of answer is wanted, not what it is about.
-_ASKING_WORDS = frozenset({"many", "much", "name", "names", "kind", "kinds", "stand", "stands"})
+_ASKING_WORDS = frozenset({"many", "much", "kind", "kinds"})
 # Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
 _CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
 

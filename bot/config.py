@@ -124,7 +124,7 @@ class ExtractiveSettings(BaseModel):
     )
     detail_sentence: bool = Field(
         True,
-        description="A question asking for a figure, data set or name also gets the top paper's sentence "
+        description="A question asking for a figure, date or data set (bot.answer_types) also gets the top paper's sentence "
         "that states one and shares most words with the asking clause, whatever its score.",
     )
     detail_min_overlap: int = Field(
