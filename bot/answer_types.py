@@ -16,8 +16,8 @@ states the type and shares most words with the clause that asks
 Invariant: :func:`answer_type` returns None for questions without a clear
 type (most lookups), so the check only ever applies to questions that name
 what they want; a type's sentence test is deliberately generous (any number
-counts for a quantity), because a false "not stated"
-costs more than a missed near miss.
+counts for a quantity), because a false "not stated" costs more than a missed
+near miss.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
             re.I,
         ),
         # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).
-        re.compile(r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b|\b[A-Z]\w*[A-Z0-9]\w*", re.I),
+        re.compile(r"(?i:\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b)|\b[A-Z]\w*[A-Z0-9]\w*"),
     ),
 )
 

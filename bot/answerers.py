@@ -139,9 +139,9 @@ class ExtractiveAnswerer:
         answer; when no candidate above the floor states one, the choice is the
         closest sentence with ``not_stated`` set. With ``detail_sentence`` the answer to such a
         question also quotes the top paper's sentence that states the kind and shares most words
-        with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the reader's P(yes) for the first
-        hits (bot.answer.Engine.judge); a read paper below the top one whose P(yes) is under
-        ``reader.cite_threshold`` is not quoted.
+        with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
+        reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
+        one whose P(yes) is under ``reader.cite_threshold`` is not quoted.
         """
         cfg = self.settings.extractive
         asked = answer_type(question)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.answer_types import answer_type, focus_overlap, focus_words
+from bot.answer_types import answer_type, focus_overlap, focus_words, states
 from bot.answerers import ExtractiveAnswerer
 from bot.config import Settings
 from bot.schema import Hit, Paper
@@ -28,6 +28,19 @@ DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world
 def test_answer_type_names_the_kind_asked_for(question, kind):
     found = answer_type(question)
     assert (found.name if found else None) == kind
+
+
+@pytest.mark.parametrize(
+    ("sentence", "stated"),
+    [
+        ("Experiments on the challenging real-world CO3D dataset.", True),
+        ("We validate it on CIFAR10 and FFHQ.", True),
+        ("A large Benchmark of tasks.", True),
+        ("We present a new method for sampling.", False),
+    ],
+)
+def test_a_data_set_is_stated_by_the_word_or_a_name_with_a_second_capital_or_digit(sentence, stated):
+    assert states(answer_type(DATASET_QUESTION), sentence) is stated
 
 
 def test_focus_words_start_at_the_asking_clause():
