@@ -11,7 +11,7 @@ figure or data set often sits in a sentence that matches the question's topic le
 well than the paper's opening claims ("Experiments on the CO3D dataset show
 ..."), so the extractive answerer also quotes the top paper's sentence that
 states the type and shares most words with the clause that asks
-(:func:`focus_words`, :func:`focus_overlap`).
+(:func:`bot.answerers.focus_words`, :func:`bot.answerers.focus_overlap`).
 
 Invariant: :func:`answer_type` returns None for questions without a clear
 type (most lookups), so the check only ever applies to questions that name
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from bot.text import stem, stopwords, tokens
 
 _NUMBER = r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twice|thrice|half|double|hundreds?|thousands?|millions?|billions?|dozens?)\b|%|\bx\b"
 
@@ -96,32 +94,6 @@ def answer_type(question: str) -> AnswerType | None:
 def states(kind: AnswerType | None, sentence: str) -> bool:
     """``sentence`` carries an answer of ``kind`` (always true when there is no kind)."""
     return kind is None or bool(kind.states.search(sentence))
-
-
-# Words of the asking clause that say what kind of answer is wanted, not what it is about.
-_ASKING_WORDS = frozenset({"many", "much", "kind", "kinds"})
-# Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
-_CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
-
-
-def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
-    """The stems (:func:`bot.text.stem`) of the first ``limit`` content words of the clause asking for ``kind``.
-
-    The clause is read from its asking words on: "A paper on letting the computer design layouts:
-    which image dataset did they run their experiments on?" -> {image, datas, run, exper}. The words
-    nearest the asking words say what is asked; a long description of the paper after them does not.
-    """
-    for clause in _CLAUSE_END.split(question):
-        if match := kind.asks.search(clause):
-            words = [w for w in tokens(clause[match.start() :]) if len(w) > 2 and w not in stopwords()]
-            kept = [w for w in words if w not in _ASKING_WORDS]
-            return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
-    return frozenset()
-
-
-def focus_overlap(focus: frozenset[str], sentence: str) -> int:
-    """How many of the ``focus`` stems ``sentence`` uses."""
-    return len(focus & {stem(w) for w in tokens(sentence)})
 
 
 # A sentence that leans on the one before it ("It also ...", "This approach ...") means nothing alone.

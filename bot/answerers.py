@@ -22,15 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bot.answer_types import (
-    LEANS_ON_CONTEXT,
-    AnswerType,
-    answer_type,
-    asks_for_several,
-    focus_overlap,
-    focus_words,
-    states,
-)
+from bot.answer_types import LEANS_ON_CONTEXT, AnswerType, answer_type, asks_for_several, states
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
@@ -58,6 +50,32 @@ BOILERPLATE = re.compile(
     r"https?://|github\.com|\bcode (is|are|will be) (publicly )?(made )?available|\bwe release\b", re.I
 )
 _MIN_REWRITE_CHARS = 3  # a shorter "standalone question" from the model is no question
+
+
+# Words of the asking clause that say what kind of answer is wanted, not what it is about.
+_ASKING_WORDS = frozenset({"many", "much", "kind", "kinds"})
+# Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
+_CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
+
+
+def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
+    """The stems (:func:`bot.text.stem`) of the first ``limit`` content words of the clause asking for ``kind``.
+
+    The clause is read from its asking words on: "A paper on letting the computer design layouts:
+    which image dataset did they run their experiments on?" -> {image, datas, run, exper}. The words
+    nearest the asking words say what is asked; a long description of the paper after them does not.
+    """
+    for clause in _CLAUSE_END.split(question):
+        if match := kind.asks.search(clause):
+            words = [w for w in tokens(clause[match.start() :]) if len(w) > 2 and w not in stopwords()]
+            kept = [w for w in words if w not in _ASKING_WORDS]
+            return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
+    return frozenset()
+
+
+def focus_overlap(focus: frozenset[str], sentence: str) -> int:
+    """How many of the ``focus`` stems ``sentence`` uses."""
+    return len(focus & {stem(w) for w in tokens(sentence)})
 
 
 @dataclass

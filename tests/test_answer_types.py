@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.answer_types import answer_type, focus_overlap, focus_words, states
-from bot.answerers import ExtractiveAnswerer
+from bot.answer_types import answer_type, states
+from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
 from bot.config import Settings
 from bot.schema import Hit, Paper
 from bot.text import stem, tokens
