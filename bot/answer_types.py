@@ -6,6 +6,13 @@ right topic that states no such thing does not answer the question (a "near
 miss"); the extractive answerer then says what the closest paper does state
 and that the asked-for detail is not in its abstract.
 
+The same types pick the sentence that answers a detail question: the asked-for
+figure or data set often sits in a sentence that matches the question's topic less
+well than the paper's opening claims ("Experiments on the CO3D dataset show
+..."), so the extractive answerer also quotes the top paper's sentence that
+states the type and shares most words with the clause that asks
+(:func:`bot.answerers.focus_words`, :func:`bot.answerers.focus_overlap`).
+
 Invariant: :func:`answer_type` returns None for questions without a clear
 type (most lookups), so the check only ever applies to questions that name
 what they want; a type's sentence test is deliberately generous (any number
@@ -64,6 +71,17 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
             re.I,
         ),
         re.compile(r"(?!x)x"),  # abstracts do not name their authors
+    ),
+    AnswerType(
+        "dataset",
+        "the data set asked for",
+        re.compile(
+            r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?|"
+            r"collections?|competitions?)\b",
+            re.I,
+        ),
+        # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).
+        re.compile(r"(?i:\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b)|\b[A-Z]\w*[A-Z0-9]\w*"),
     ),
 )
 

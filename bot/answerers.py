@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bot.answer_types import LEANS_ON_CONTEXT, answer_type, asks_for_several, states
+from bot.answer_types import LEANS_ON_CONTEXT, AnswerType, answer_type, asks_for_several, states
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
 from bot.retrieval import HybridRetriever
 from bot.safety import StreamCleaner, clean, secrets_of
 from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Retrieval, Sentence, Turn
-from bot.text import stopwords, tokens
+from bot.text import stem, stopwords, tokens
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -50,6 +50,32 @@ BOILERPLATE = re.compile(
     r"https?://|github\.com|\bcode (is|are|will be) (publicly )?(made )?available|\bwe release\b", re.I
 )
 _MIN_REWRITE_CHARS = 3  # a shorter "standalone question" from the model is no question
+
+
+# Words of the asking clause that say what kind of answer is wanted, not what it is about.
+_ASKING_WORDS = frozenset({"many", "much", "kind", "kinds"})
+# Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
+_CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
+
+
+def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
+    """The stems (:func:`bot.text.stem`) of the first ``limit`` content words of the clause asking for ``kind``.
+
+    The clause is read from its asking words on: "A paper on letting the computer design layouts:
+    which image dataset did they run their experiments on?" -> {image, datas, run, exper}. The words
+    nearest the asking words say what is asked; a long description of the paper after them does not.
+    """
+    for clause in _CLAUSE_END.split(question):
+        if match := kind.asks.search(clause):
+            words = [w for w in tokens(clause[match.start() :]) if len(w) > 2 and w not in stopwords()]
+            kept = [w for w in words if w not in _ASKING_WORDS]
+            return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
+    return frozenset()
+
+
+def focus_overlap(focus: frozenset[str], sentence: str) -> int:
+    """How many of the ``focus`` stems ``sentence`` uses."""
+    return len(focus & {stem(w) for w in tokens(sentence)})
 
 
 @dataclass
@@ -129,12 +155,15 @@ class ExtractiveAnswerer:
         about as well. When the question asks for a kind of answer (a figure, a
         date, ...; bot.answer_types) the best candidate that states one leads the
         answer; when no candidate above the floor states one, the choice is the
-        closest sentence with ``not_stated`` set. ``reader``: the reader's P(yes) for the first
-        hits (bot.answer.Engine.judge); a read paper below the top one whose P(yes) is under
-        ``reader.cite_threshold`` is not quoted.
+        closest sentence with ``not_stated`` set. With ``detail_sentence`` the answer to such a
+        question also quotes the top paper's sentence that states the kind and shares most words
+        with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
+        reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
+        one whose P(yes) is under ``reader.cite_threshold`` is not quoted.
         """
         cfg = self.settings.extractive
-        kind = answer_type(question) if cfg.check_answer_type else None
+        asked = answer_type(question)
+        kind = asked if cfg.check_answer_type else None
         # One paper answers a lookup; a question about several papers cites each that answers.
         ratio = 0.0 if asks_for_several(question) else cfg.other_paper_ratio
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
@@ -199,7 +228,57 @@ class ExtractiveAnswerer:
                 break
             chosen.append(best)
             per_paper[candidates[best][0]] = per_paper.get(candidates[best][0], 0) + 1
+        if asked is not None and cfg.detail_sentence:
+            chosen = self._with_detail(chosen, anchor, asked, question, candidates, score)
         return self._cite(chosen, candidates, hits)
+
+    def _with_detail(
+        self,
+        chosen: list[int],
+        paper: int,
+        kind: AnswerType,
+        question: str,
+        candidates: list[tuple[int, str]],
+        score: np.ndarray,
+    ) -> list[int]:
+        """``chosen`` with the sentence of hit ``paper`` that best answers a question asking for ``kind``.
+
+        That sentence states the kind and shares the most words with the asking clause (at least
+        ``detail_min_overlap``; ties go to the higher score). It follows the paper's first chosen
+        sentence, taking the place of the paper's last one when the paper is at ``max_per_paper``,
+        or, when the answer is full, of the last sentence of a paper quoted twice. The cited papers
+        never change: nothing changes when the paper is not quoted, when a quoted sentence of it
+        already does as well, or when the answer is full of papers quoted once.
+        """
+        cfg = self.settings.extractive
+        mine = [i for i in chosen if candidates[i][0] == paper]
+        focus = focus_words(question, kind, cfg.detail_focus_words)
+        if not mine or not focus:
+            return chosen
+
+        def fit(i: int) -> tuple[int, float]:
+            return focus_overlap(focus, candidates[i][1]), float(score[i])
+
+        pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]
+        best = max(pool, key=fit, default=None)
+        if best is None or fit(best)[0] < cfg.detail_min_overlap:
+            return chosen
+        if any(states(kind, candidates[i][1]) and fit(i)[0] >= fit(best)[0] for i in mine):
+            return chosen
+        drop = None
+        if len(mine) >= cfg.max_per_paper:
+            drop = mine[-1]
+        elif len(chosen) >= self.settings.answer_sentences:
+            papers = [candidates[i][0] for i in chosen]
+            twice = [i for i in chosen if papers.count(candidates[i][0]) > 1]
+            if not twice:
+                return chosen
+            drop = twice[-1]
+        out = list(chosen)
+        out.insert(out.index(mine[0]) + (0 if drop == mine[0] else 1), best)
+        if drop is not None:
+            out.remove(drop)
+        return out
 
     @staticmethod
     def _cite(
@@ -303,8 +382,8 @@ def keeps_question(rewrite: str, question: str, share: float) -> bool:
     words = {w for w in tokens(question) if len(w) > 2 and w not in stopwords()}
     if not words:
         return True
-    stems = {w[:5] for w in tokens(rewrite)}
-    return sum(w[:5] in stems for w in words) >= share * len(words)
+    stems = {stem(w) for w in tokens(rewrite)}
+    return sum(stem(w) in stems for w in words) >= share * len(words)
 
 
 def _normal(text: str) -> str:

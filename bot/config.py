@@ -122,6 +122,19 @@ class ExtractiveSettings(BaseModel):
     check_answer_type: bool = Field(
         False, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
     )
+    # expected_found (extractive) styles_dev 0.25 -> 0.30, styles1 0.60 -> 0.65, styles2 0.65 -> 0.75,
+    # styles3 0.65 -> 0.85; cited papers never change (evals/README.md "Detail questions").
+    detail_sentence: bool = Field(
+        True,
+        description="A question asking for a figure, date or data set (bot.answer_types) also gets the top paper's sentence "
+        "that states one and shares most words with the asking clause, whatever its score.",
+    )
+    detail_min_overlap: int = Field(
+        1, ge=0, description="That sentence must share this many content words with the asking clause."
+    )
+    detail_focus_words: int = Field(
+        6, ge=1, description="Content words of the asking clause, from its question word on, that say what is asked."
+    )
     follow_up_max_words: int = Field(
         20, description="A longer question is taken as standalone, never joined to the previous one."
     )

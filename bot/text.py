@@ -114,6 +114,14 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
+STEM_CHARS = 5  # words are compared by their first five letters, so "evaluate" matches "evaluation"
+
+
+def stem(word: str) -> str:
+    """A crude stem: the word's first ``STEM_CHARS`` letters."""
+    return word[:STEM_CHARS]
+
+
 def token_f1(prediction: str, reference: str) -> float:
     pred, ref = tokens(prediction), tokens(reference)
     if not pred or not ref:

@@ -1,0 +1,141 @@
+"""Answer types and the detail sentence: which questions ask for what, and which sentence answers them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.answer_types import answer_type, states
+from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
+from bot.config import Settings
+from bot.schema import Hit, Paper
+from bot.text import stem, tokens
+
+DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world dataset did they evaluate on?"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How many patients were in their test group?", "quantity"),
+        ("Which two datasets did the authors train and validate their model on?", "dataset"),
+        ("What benchmark did they report?", "dataset"),
+        ("Which picture collections did they test it on?", "dataset"),
+        ("How does score distillation work for 3D generation?", None),
+        ("Which paper introduced real-valued non-volume preserving transformations?", None),
+    ],
+)
+def test_answer_type_names_the_kind_asked_for(question, kind):
+    found = answer_type(question)
+    assert (found.name if found else None) == kind
+
+
+@pytest.mark.parametrize(
+    ("sentence", "stated"),
+    [
+        ("Experiments on the challenging real-world CO3D dataset.", True),
+        ("We validate it on CIFAR10 and FFHQ.", True),
+        ("A large Benchmark of tasks.", True),
+        ("We present a new method for sampling.", False),
+    ],
+)
+def test_a_data_set_is_stated_by_the_word_or_a_name_with_a_second_capital_or_digit(sentence, stated):
+    assert states(answer_type(DATASET_QUESTION), sentence) is stated
+
+
+def test_focus_words_start_at_the_asking_clause():
+    kind = answer_type(DATASET_QUESTION)
+
+    assert focus_words(DATASET_QUESTION, kind, limit=6) == {"real", "world", "datas", "evalu"}
+    assert focus_words(DATASET_QUESTION, kind, limit=2) == {"real", "world"}
+
+
+def test_focus_words_leave_out_the_words_that_only_ask():
+    kind = answer_type("How many volumes were in its training set?")
+
+    assert focus_words("How many volumes were in its training set?", kind, limit=6) == {"volum", "train", "set"}
+
+
+def test_focus_overlap_counts_shared_stems():
+    focus = frozenset({"real", "world", "datas", "evalu"})
+
+    assert focus_overlap(focus, "Experiments on the challenging real-world CO3D dataset.") == 3
+    assert focus_overlap(focus, "We present GSD, a diffusion model approach.") == 0
+
+
+def test_stem_is_the_first_letters():
+    assert [stem(w) for w in tokens("evaluate evaluation on")] == ["evalu", "evalu", "on"]
+
+
+class _Sentences:
+    """A retriever stand-in: each paper's sentences with fixed unit vectors."""
+
+    def __init__(self, table: dict[str, list[tuple[str, list[float]]]]) -> None:
+        self.table = table
+
+    def sentence_vectors(self, paper: Paper) -> tuple[list[str], np.ndarray]:
+        rows = self.table[paper.paper_id]
+        vectors = np.array([v for _, v in rows], dtype=np.float32)
+        return [s for s, _ in rows], vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+GSD = [
+    (
+        "We present GSD, a diffusion model approach for 3D object reconstruction from a single view.",
+        [1.0, 0.0, 0.0, 0.0],
+    ),
+    (
+        "With these strong generative 3D priors, the diffusion model is ready for view-guided reconstruction.",
+        [0.8, 0.0, 0.6, 0.0],
+    ),
+    (
+        "Gaussian splatting gives an explicit representation that a diffusion model can generate directly.",
+        [0.8, 0.0, -0.6, 0.0],
+    ),
+    (
+        "Experiments on the challenging real-world CO3D dataset demonstrate the superiority of our approach.",
+        [0.3, 1.0, 0.0, 0.0],
+    ),
+]
+
+
+def _answer(question: str, detail: bool, table=None, **update) -> list[str]:
+    settings = Settings().model_copy(update=update)
+    settings = settings.model_copy(
+        update={"extractive": settings.extractive.model_copy(update={"detail_sentence": detail})}
+    )
+    table = table or {"gsd": GSD}
+    hits = [Hit(Paper(pid, pid.upper(), " ".join(s for s, _ in rows)), 1.0, 0.8, "") for pid, rows in table.items()]
+    answerer = ExtractiveAnswerer(settings, _Sentences(table))  # type: ignore[arg-type]
+    choice = answerer.answer(question, hits, np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32))
+    return [s.text for s in choice.sentences]
+
+
+def test_the_sentence_with_the_asked_for_dataset_follows_the_lead():
+    plain = _answer(DATASET_QUESTION, detail=False)
+    detailed = _answer(DATASET_QUESTION, detail=True)
+
+    assert len(plain) == 2 and not any("CO3D" in s for s in plain)
+    assert detailed[0] == plain[0] and "CO3D" in detailed[1]
+    assert len(detailed) == len(plain)  # it takes the place of the paper's second sentence (max_per_paper)
+
+
+def test_a_question_without_an_answer_type_keeps_its_sentences():
+    question = "How does GSD reconstruct a 3D object from a single view?"
+
+    assert _answer(question, detail=True) == _answer(question, detail=False)
+
+
+def test_the_detail_sentence_never_drops_a_cited_paper():
+    # Three papers quoted once each fill a three-sentence answer: nothing is swapped out.
+    table = {
+        "gsd": [(GSD[0][0], [1.0, 0.0, 0.5, 0.0]), GSD[3]],
+        "other": [
+            ("A second paper reconstructs 3D objects from one view with a diffusion prior.", [1.0, 0.0, -0.5, 0.0])
+        ],
+        "third": [("A third paper reconstructs 3D shapes from a single image with splats.", [1.0, 0.0, 0.0, 0.5])],
+    }
+    kept = _answer(DATASET_QUESTION, detail=False, table=table, answer_sentences=3)
+
+    assert len(kept) == 3
+    assert _answer(DATASET_QUESTION, detail=True, table=table, answer_sentences=3) == kept
