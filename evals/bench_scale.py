@@ -3,6 +3,7 @@
     python evals/bench_scale.py                       # N = 1k, 10k, 100k; +1,000 papers on the largest
     python evals/bench_scale.py --n 1000 --quick      # the CI smoke run (tests/run.sh), a minute or two
     python evals/bench_scale.py --sweep               # HNSW settings: recall@10 vs exact search
+    python evals/bench_scale.py --server              # the same against a `chroma run` server on loopback
 
 A synthetic library is derived from the shipped store (built first when missing):
 synthetic paper ``v`` of real paper ``r`` has r's title and abstract with
@@ -33,6 +34,7 @@ load average; compare ratios measured in one run, not seconds across runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -131,8 +133,14 @@ def write_sources(path: Path, records) -> None:
             f.write("\n".join(lines) + "\n")
 
 
-def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[Settings, dict]:
-    """A synthetic store of about ``n_chunks`` chunks; returns its settings and build timings."""
+def build_store(
+    root: Path, n_chunks: int, src_manifest, src_derived, server: int | None = None
+) -> tuple[Settings, dict]:
+    """A synthetic store of about ``n_chunks`` chunks; returns its settings and build timings.
+
+    ``server``: the port of a `chroma run` server on this machine to keep the chunks in (the derived
+    data then go to ``root/derived``, as a server's client keeps them locally); else embedded Chroma.
+    """
     from bot import derived, latex
     from bot.corpus import SourceCache, load_corpus
     from bot.indexing import (
@@ -149,6 +157,10 @@ def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[S
     started = time.perf_counter()
     rng = np.random.default_rng(SEED)
     settings = Settings(sources_dir=root / "sources", store_dir=root / "store", collection=COLLECTION)
+    if server is not None:
+        settings = settings.model_copy(
+            update={"chroma_host": "127.0.0.1", "chroma_port": server, "derived_dir": root / "derived"}
+        )
     records = synthetic_records(src_manifest, n_chunks)
     write_sources(settings.sources_dir, records)
     # With the parsed-source cache an index run keeps (bot.corpus.SourceCache), as `paperbot index` leaves it.
@@ -215,8 +227,39 @@ def build_store(root: Path, n_chunks: int, src_manifest, src_derived) -> tuple[S
         "chroma_upsert_s": chroma_s,
         "derived_s": derived_s,
         "derived_mb": dir_mb(derived.derived_root(settings)),
-        "store_mb": dir_mb(settings.store_dir),
+        # Chroma's own files (embedded, the derived data live inside the store folder)
+        "store_mb": dir_mb(root / "server")
+        if server is not None
+        else dir_mb(settings.store_dir) - dir_mb(derived.derived_root(settings)),
     }
+
+
+@contextlib.contextmanager
+def chroma_server(path: Path):
+    """A `chroma run` server on a free loopback port, storing in ``path``; yields the port."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    chroma = Path(sys.executable).parent / "chroma"
+    args = [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("chroma run did not start") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def dir_mb(path: Path) -> float:
@@ -234,6 +277,8 @@ def env_for(settings: Settings) -> dict[str, str]:
     )
     if settings.chroma_host:
         env.update(PAPERBOT_CHROMA_HOST=settings.chroma_host, PAPERBOT_CHROMA_PORT=str(settings.chroma_port))
+    if settings.derived_dir is not None:
+        env.update(PAPERBOT_DERIVED_DIR=str(settings.derived_dir))
     env.pop("OPENAI_API_KEY", None)
     env.pop("OPENAI_BASE_URL", None)
     return env
@@ -404,8 +449,12 @@ def add_worker(shipped_store: str) -> dict:
     from bot.embedding import get_encoder
 
     settings = get_settings()
-    src_settings = Settings(
-        store_dir=Path(shipped_store), collection=DEFAULT_COLLECTION, sources_dir=ROOT / "index" / "sources"
+    src_settings = Settings(  # the shipped store, embedded, whatever the environment says of the synthetic one
+        store_dir=Path(shipped_store),
+        collection=DEFAULT_COLLECTION,
+        sources_dir=ROOT / "index" / "sources",
+        chroma_host=None,
+        derived_dir=None,
     )
     _, src_manifest, src_derived = source_library(src_settings)
     encoder = SyntheticEncoder(get_encoder(), src_manifest, src_derived)
@@ -563,6 +612,7 @@ def report(results: list[dict], added: dict | None, model: dict | None, args, lo
         "",
         f"`python evals/bench_scale.py {' '.join(sys.argv[1:])}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},",
         f"{os.cpu_count()} cores, load average at start/end {load[0]} / {load[-1]}; {elapsed / 60:.1f} min in all.",
+        f"Chroma {'as a `chroma run` server on loopback' if args.server else 'embedded'}. "
         "Synthetic libraries derived from the shipped corpus (see the script's docstring); "
         f"{args.questions} questions (evals/heldout4.jsonl); cold figures are medians of {args.cold_runs} runs.",
         "",
@@ -639,6 +689,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="Write the report here (default: print only).")
     parser.add_argument("--keep", type=Path, help="Build the stores under this folder and keep them.")
     parser.add_argument("--sweep", action="store_true", help="Measure HNSW settings instead.")
+    parser.add_argument("--server", action="store_true", help="Keep each store in a `chroma run` server on loopback.")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--add-worker", help=argparse.SUPPRESS)
@@ -666,15 +717,17 @@ def main() -> None:
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="paperbot-scale-"))
     results, added, model = [], None, None
     try:
-        for n in sorted(args.n):
-            built_settings, build = build_store(tmp / f"n{n}", n, src_manifest, src_derived)
-            print(f"built {build['chunks']:,} chunks in {build['build_s']:.1f} s", file=sys.stderr, flush=True)
-            m = measure(built_settings, args.questions, args.cold_runs, args.summarize)
-            print(json.dumps(m), file=sys.stderr, flush=True)
-            results.append({"build": build, "m": m, "settings": built_settings})
-        if args.add:
-            added = add_papers(results[-1]["settings"], src_manifest, args.add, args.add_runs)
-            print(json.dumps(added), file=sys.stderr, flush=True)
+        with contextlib.ExitStack() as servers:
+            for n in sorted(args.n):
+                port = servers.enter_context(chroma_server(tmp / f"n{n}" / "server")) if args.server else None
+                built_settings, build = build_store(tmp / f"n{n}", n, src_manifest, src_derived, port)
+                print(f"built {build['chunks']:,} chunks in {build['build_s']:.1f} s", file=sys.stderr, flush=True)
+                m = measure(built_settings, args.questions, args.cold_runs, args.summarize)
+                print(json.dumps(m), file=sys.stderr, flush=True)
+                results.append({"build": build, "m": m, "settings": built_settings})
+            if args.add:
+                added = add_papers(results[-1]["settings"], src_manifest, args.add, args.add_runs)
+                print(json.dumps(added), file=sys.stderr, flush=True)
         if args.model_papers:
             model = model_time(args.model_papers)
             print(json.dumps(model), file=sys.stderr, flush=True)
