@@ -15,14 +15,18 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import re
+import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import orjson
 
 from bot.config import Settings
 from bot.errors import UserError
-from bot.latex import latex_to_text
+from bot.latex import conversion_version, latex_to_text
 from bot.normalize import ARXIV_ID_IN_TEXT as _ARXIV_ID
 from bot.normalize import BARE_ARXIV_ID, clean_whitespace, drop_reference_marks, normalize_abstract, normalize_title
 from bot.normalize import LATEX_CMD as _LATEX_CMD
@@ -593,14 +597,10 @@ class SourceCache:
         self.used: set[str] = set()
 
     def name(self, data: bytes, label: str, max_chars: int) -> str:
-        from bot.latex import conversion_version
-
         head = json.dumps([CACHE_FORMAT, conversion_version(), label, max_chars]).encode()
         return hashlib.sha1(head + b"\0" + data).hexdigest() + ".json"
 
     def get(self, name: str) -> tuple[list[Entry], list[Problem], dict[int, Prepared]] | None:
-        import orjson
-
         path = self.folder / name
         try:
             data = orjson.loads(path.read_bytes())
@@ -617,12 +617,6 @@ class SourceCache:
         return entries, problems, prepared
 
     def put(self, name: str, entries: list[Entry], problems: list[Problem], prepared: dict[int, Prepared]) -> None:
-        import os
-        import uuid
-        from dataclasses import asdict
-
-        import orjson
-
         data = {
             # An entry's abstract is mostly its lone paper's: stored once (None: the paper's).
             "entries": [

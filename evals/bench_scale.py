@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
+from tests.servers import chroma_server  # noqa: E402  (the tests' `chroma run` starter)
 
 NOISE = 0.025  # per-dimension std of the noise added to a real chunk vector
 YEARS = (2000, 2026)  # synthetic years, uniform
@@ -232,34 +233,6 @@ def build_store(
         if server is not None
         else dir_mb(settings.store_dir) - dir_mb(derived.derived_root(settings)),
     }
-
-
-@contextlib.contextmanager
-def chroma_server(path: Path):
-    """A `chroma run` server on a free loopback port, storing in ``path``; yields the port."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    chroma = Path(sys.executable).parent / "chroma"
-    args = [str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("chroma run did not start") from None
-                time.sleep(0.2)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def dir_mb(path: Path) -> float:

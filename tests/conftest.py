@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+
+from tests.servers import free_port  # the tests import it from here too
 
 # Property tests: CI runs a bounded number of examples with a fixed seed (derandomize), so a
 # failure reproduces; locally "dev" draws new examples each run, and HYPOTHESIS_PROFILE=long
@@ -90,12 +91,6 @@ XSS_PROBE = {
     ),
 }
 XSS_QUESTION = "What is marmalade lattice telepathy? <img src=x onerror=alert(7)>"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,9 @@ import pytest
 from bot.corpus import load_corpus
 from bot.indexing import Store, sync
 
+from . import servers
 from .conftest import SOURCES, library_settings, write_jsonl
+from .servers import free_port
 
 REAL_PAPERS, _ = load_corpus([SOURCES])
 
@@ -101,36 +102,10 @@ def test_killed_build_leaves_previous_index_queryable(tmp_path: Path):
     assert Store(settings).chunk_ids() == {c.chunk_id for c in result.manifest.chunks}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def chroma_server(tmp_path: Path):
-    port = free_port()
-    chroma = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import urllib.request
-
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("chroma run did not start")
-            time.sleep(0.2)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=20)
+    with servers.chroma_server(tmp_path / "server") as port:
+        yield port
 
 
 @pytest.mark.slow  # a real `chroma run` server and two processes
