@@ -247,6 +247,25 @@ class ReaderSettings(BaseModel):
     n_threads: int = Field(2, ge=1, description="llama.cpp threads.")
 
 
+class AdapterSettings(BaseModel):
+    """The query adapter: a linear map on the question's vector before dense search (PAPERBOT_ADAPTER__<NAME>)."""
+
+    # Trained on 2,116 questions that helpers wrote for the shipped papers in everyday words, chatty
+    # and as keywords (evals/adapter_queries.jsonl; `python evals/train_adapter.py`); see
+    # evals/README.md "The query adapter" for what it measured.
+    enabled: bool = Field(True, description="Map the question's vector through the adapter before dense search.")
+    path: Path | None = Field(None, description="An adapter matrix (.npy, 384 x 384); unset: the shipped one.")
+    styles: list[str] = Field(
+        ["plain", "chatty", "keyword"], description="Styles of the training questions the adapter is fitted on."
+    )
+    # Dev sets, dense hit@5 of plain-language questions (trained on all papers / on the other half):
+    # l2 0.3 -> 0.857 / 0.839, 0.1 -> 0.914 / 0.855 (raw 0.800 / 0.790); expert 0.986 -> 0.971 at 0.1.
+    l2: float = Field(0.1, ge=0, description="Training: weight of the squared distance from the identity map.")
+    scale: float = Field(20.0, gt=0, description="Training: softmax scale on the cosines (inverse temperature).")
+    steps: int = Field(300, ge=1, description="Training: full-batch Adam steps.")
+    learning_rate: float = Field(2e-3, gt=0, description="Training: Adam step size.")
+
+
 class EvalSettings(BaseModel):
     """The eval harness (PAPERBOT_EVAL__<NAME>)."""
 
@@ -374,6 +393,7 @@ class Settings(BaseSettings):
     )
     extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="Extractive answers.")
     reader: ReaderSettings = Field(default_factory=ReaderSettings, description="The yes/no reader model.")
+    adapter: AdapterSettings = Field(default_factory=AdapterSettings, description="The dense search's query adapter.")
 
     # LLM mode (any OpenAI-compatible server).
     llm_model: str = Field(

@@ -10,6 +10,9 @@ The query path makes LlamaIndex nodes only from manifest data, without
 validation (:func:`bot.indexing.to_node` with ``validate=False``): both
 retrievers make a candidate's node the same way, so fusion sums a chunk's two
 scores as before.
+
+The dense search ranks chunks by the question's vector mapped through the query adapter
+(:mod:`bot.adapter`); everything else reads the encoder's own question vector.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.retrievers import BaseRetriever, QueryFusionRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
+from bot.adapter import load as load_adapter
 from bot.config import Settings
 from bot.derived import NO_YEAR, Derived, ManifestTable, bm25_tokenize, derived_root, english_stemmer
-from bot.embedding import TokenVectors, get_encoder
+from bot.embedding import DIMENSION, TokenVectors, get_encoder
 from bot.indexing import GENERATION_KEY, Manifest, Store, to_node
 from bot.latex import search_text
 from bot.schema import Chunk, Hit, Paper
@@ -214,6 +218,7 @@ class HybridRetriever:
         np.cumsum(np.bincount(table.chunk_paper, minlength=table.n_papers), out=self._chunk_start[1:])
         self._source_papers = np.repeat(np.arange(table.n_papers), np.diff(table.source_offsets))
         self._encoder = get_encoder()
+        self._adapter = load_adapter(settings.adapter, DIMENSION)
         self.piece_idf = self._derived.piece_idf()
         # Memory-mapped: rows are read when a paper's chunks are scored.
         self._matrix = self._derived.chunk_vectors
@@ -221,7 +226,7 @@ class HybridRetriever:
         # Chunks stored by a later, unfinished build carry a higher generation: Chroma leaves them out.
         live = {GENERATION_KEY: {"$lte": manifest.generation}} if manifest.generation else None
         self._dense = ChromaChunksRetriever(
-            store.chunks, live, k, self._chunk_row, self._node_at, lambda q: self.embed_query(q)
+            store.chunks, live, k, self._chunk_row, self._node_at, lambda q: self.dense_query(self.embed_query(q))
         )
         self._stemmer = english_stemmer()
         self._bm25 = ChunkBM25Retriever(self._derived.bm25(), self._stemmer, min(k, table.n_chunks), self._node_at)
@@ -303,6 +308,10 @@ class HybridRetriever:
     def embed_query(self, text: str) -> np.ndarray:
         return self._encoder.encode([search_text(text)])[0]
 
+    def dense_query(self, qvec: np.ndarray) -> np.ndarray:
+        """The vector the dense search ranks chunks by: ``qvec`` through the query adapter, when it is on."""
+        return qvec if self._adapter is None else self._adapter(qvec)
+
     def search(
         self,
         query: str,
@@ -315,7 +324,7 @@ class HybridRetriever:
         k = k or self.settings.top_k
         query = search_text(query)  # the index holds display text; "KD^{3}" finds "KD^3"
         qvec = self.embed_query(query) if query_vector is None else query_vector
-        bundle = QueryBundle(query_str=query, embedding=qvec.tolist())
+        bundle = QueryBundle(query_str=query, embedding=self.dense_query(qvec).tolist())
         nodes = self.retriever(kind).retrieve(bundle)
         allowed = None
         if filters and filters.active:
@@ -325,7 +334,7 @@ class HybridRetriever:
         rows = [int(self._chunk_paper[self._chunk_row[n.node.node_id]]) for n in grouped]
         scores = [float(n.score or 0.0) for n in grouped]
         if allowed is not None and len(grouped) < k:
-            for row, score in self._filtered_fallback(qvec, allowed, k - len(rows), set(rows)):
+            for row, score in self._filtered_fallback(self.dense_query(qvec), allowed, k - len(rows), set(rows)):
                 rows.append(row)
                 scores.append(score)
         hits: list[Hit] = []
