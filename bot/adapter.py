@@ -12,8 +12,8 @@ Invariants:
   coverage of the refusal rule, sentence scoring and the cosines reported with each hit use the
   encoder's own vectors, so every calibrated threshold keeps its meaning.
 - The shipped matrix (``bot/data/query_adapter.npy``) is produced by ``evals/train_adapter.py``
-  from ``evals/adapter_queries.jsonl`` and the shipped corpus; ``PAPERBOT_ADAPTER__ENABLED=false``
-  searches with the raw vector.
+  from the shipped papers' example questions (``index/sources/examples.questions.jsonl``);
+  ``PAPERBOT_ADAPTER__ENABLED=false`` searches with the raw vector.
 - Plain NumPy: the fit is a few hundred full-batch steps over a few thousand questions (about
   30 s on 2 cores); torch would add gigabytes to the install for it.
 """

@@ -134,6 +134,7 @@ def index(
         "files": report.files,
         "entries": report.entries,
         "papers": report.papers,
+        "papers_with_questions": report.asked,
         "merged": report.merged,
         "skipped": [str(p) for p in report.problems],
         "chunks_added": result.added,
@@ -151,6 +152,10 @@ def index(
         return
     for name, count in report.files.items():
         echo(f"read {count:4d} entries from {name}")
+    for name, count in report.questions.items():
+        echo(f"read {count:4d} question records from {name}")
+    if report.questions:
+        echo(f"{report.asked} papers carry example questions")
     echo(
         f"{report.entries} entries -> {report.papers} papers ({report.merged} duplicates merged); "
         f"{len(report.problems)} skipped"

@@ -187,6 +187,9 @@ class SummarySettings(BaseModel):
     w_bm25: float = Field(1.04, description="Relevance rule: weight of the z-scored BM25 score.")
     w_seed: float = Field(1.14, description="Relevance rule: weight of the z-scored similarity to seed papers.")
     bias: float = Field(-7.46, description="Relevance rule: intercept.")
+    adapted_dense: bool = Field(
+        True, description="The relevance rule's dense scores come from the topic's vector through the query adapter."
+    )
     relevance_cut: float = Field(0.40, description="Papers with P(on topic) below this are left out.")
     seeds: int = Field(3, description="Best papers whose mean vector the seed similarity compares with.")
     secondary_penalty: float = Field(0.4, description="Claim cue score taken off a follow-on contribution.")
@@ -250,14 +253,11 @@ class ReaderSettings(BaseModel):
 class AdapterSettings(BaseModel):
     """The query adapter: a linear map on the question's vector before dense search (PAPERBOT_ADAPTER__<NAME>)."""
 
-    # Trained on 2,116 questions that helpers wrote for the shipped papers in everyday words, chatty
-    # and as keywords (evals/adapter_queries.jsonl; `python evals/train_adapter.py`); see
+    # Fitted on the shipped papers' example questions (index/sources/examples.questions.jsonl, 2,116
+    # questions in everyday words, chatty and as keywords; `python evals/train_adapter.py`); see
     # evals/README.md "The query adapter" for what it measured.
     enabled: bool = Field(True, description="Map the question's vector through the adapter before dense search.")
     path: Path | None = Field(None, description="An adapter matrix (.npy, 384 x 384); unset: the shipped one.")
-    styles: list[str] = Field(
-        ["plain", "chatty", "keyword"], description="Styles of the training questions the adapter is fitted on."
-    )
     # Dev sets, dense hit@5 of plain-language questions (trained on all papers / on the other half):
     # l2 0.3 -> 0.857 / 0.839, 0.1 -> 0.914 / 0.855 (raw 0.800 / 0.790); expert 0.986 -> 0.971 at 0.1.
     l2: float = Field(0.1, ge=0, description="Training: weight of the squared distance from the identity map.")
@@ -376,6 +376,13 @@ class Settings(BaseSettings):
     # eval sets; checked on two more, written blind (evals/README.md).
     refusal_threshold: float = Field(
         0.53, description="Refuse when the top papers' word-piece coverage of the question is below this."
+    )
+    # A paper's example questions (doc2query, bot.corpus) raise its coverage of answerable and
+    # unanswerable questions alike; taken off, one threshold serves papers with and without them.
+    # Dev sets (the seven older sets, styles_dev and styles1-4; evals/README.md "Example questions"):
+    # the offset where at most 4% of the answerable questions are refused, pooled.
+    question_coverage_offset: float = Field(
+        0.05, description="Taken off the coverage of a paper that carries example questions."
     )
     # Dev sets: 94% of the answered answerable questions are shown high, 46% of the answered
     # unanswerable ones low (evals/tune_judgement.py).

@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -28,13 +28,22 @@ from bot.config import Settings
 from bot.errors import UserError
 from bot.latex import conversion_version, latex_to_text
 from bot.normalize import ARXIV_ID_IN_TEXT as _ARXIV_ID
-from bot.normalize import BARE_ARXIV_ID, clean_whitespace, drop_reference_marks, normalize_abstract, normalize_title
+from bot.normalize import (
+    BARE_ARXIV_ID,
+    bare_arxiv_id,
+    clean_whitespace,
+    drop_reference_marks,
+    normalize_abstract,
+    normalize_title,
+)
 from bot.normalize import LATEX_CMD as _LATEX_CMD
 from bot.safety import strip_controls
 from bot.schema import Paper
 from bot.text import file_lines, has_lone_surrogate, token_f1
 
 SUPPORTED_SUFFIXES = {".txt", ".jsonl", ".csv", ".bib"}
+# Example questions for papers (doc2query), not papers: see read_questions.
+QUESTIONS_SUFFIX = ".questions.jsonl"
 
 _HEADER_LINES = {
     "get trending papers in your email inbox once a day!",
@@ -88,6 +97,8 @@ class CorpusReport:
     entries: int = 0
     papers: int = 0
     merged: int = 0  # entries folded into an earlier paper
+    questions: dict[str, int] = field(default_factory=dict)  # question file -> records read
+    asked: int = 0  # papers that carry example questions
 
 
 class SourceError(UserError, ValueError):
@@ -372,8 +383,11 @@ def read_source(path: Path, name: str | None = None) -> tuple[list[Entry], list[
     return parse_listing(text, name)
 
 
-def source_files(paths: list[Path]) -> list[Path]:
-    """Expand folders into their supported files, in a stable order."""
+def is_questions_file(path: Path) -> bool:
+    return path.name.lower().endswith(QUESTIONS_SUFFIX)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -383,6 +397,78 @@ def source_files(paths: list[Path]) -> list[Path]:
         else:
             raise SourceError(f"{path}: no such file or folder")
     return files
+
+
+def source_files(paths: list[Path]) -> list[Path]:
+    """Expand folders into their supported files, in a stable order (question files are not sources)."""
+    return [p for p in _expand(paths) if not is_questions_file(p)]
+
+
+def question_files(paths: list[Path]) -> list[Path]:
+    """The ``*.questions.jsonl`` files among ``paths`` and in their folders."""
+    return [p for p in _expand(paths) if is_questions_file(p)]
+
+
+def _question_key(record: dict) -> str:
+    """The key a question record names its paper by: paper id, else arXiv id, else title."""
+    if isinstance(record.get("paper_id"), str) and record["paper_id"].strip():
+        return "id:" + record["paper_id"].strip()
+    arxiv = bare_arxiv_id(str(record.get("arxiv_id") or ""))
+    if arxiv:
+        return "x:" + arxiv
+    if isinstance(record.get("title"), str) and normalize_title(record["title"]):
+        return "t:" + normalize_title(record["title"])
+    raise ValueError("names no paper (paper_id, arxiv_id or title)")
+
+
+def _paper_question_keys(paper: Paper) -> list[str]:
+    keys = ["id:" + paper.paper_id, "t:" + normalize_title(paper.title)]
+    if paper.arxiv_id:
+        keys.append("x:" + (bare_arxiv_id(paper.arxiv_id) or paper.arxiv_id))
+    return keys
+
+
+def read_questions(path: Path, name: str) -> tuple[dict[str, list[str]], list[Problem]]:
+    """Example questions by paper key from one ``*.questions.jsonl`` file.
+
+    Each line: ``{"paper_id" | "arxiv_id" | "title": ..., "questions": ["...", ...]}``. A bad line is
+    a problem and is skipped; the file's other lines still count.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, [Problem(name, None, f"cannot read question file ({exc}); skipped")]
+    found: dict[str, list[str]] = {}
+    problems: list[Problem] = []
+    for lineno, raw in enumerate(file_lines(text), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            questions = record.get("questions")
+            if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+                raise ValueError('"questions" is not a list of strings')
+            kept = [clean_whitespace(strip_controls(q)) for q in questions]
+            found.setdefault(_question_key(record), []).extend(q for q in kept if q)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(name, lineno, f"invalid JSON ({exc.msg}); skipped"))
+        except ValueError as exc:
+            problems.append(Problem(name, lineno, f"{exc}; skipped"))
+    return found, problems
+
+
+def attach_questions(papers: list[Paper], by_key: dict[str, list[str]]) -> tuple[list[Paper], int]:
+    """``papers`` with the example questions ``by_key`` gives them, and how many keys named no paper."""
+    used: set[str] = set()
+    out = []
+    for paper in papers:
+        keys = [k for k in _paper_question_keys(paper) if k in by_key]
+        used.update(keys)
+        questions = list(dict.fromkeys(q for k in keys for q in by_key[k]))
+        out.append(replace(paper, questions=questions) if questions else paper)
+    return out, len(set(by_key) - used)
 
 
 def _inferred_title(abstract: str) -> str:
@@ -689,6 +775,20 @@ def load_corpus(
     entries, conflicts = arxiv_conflicts(entries)
     report.problems.extend(conflicts)
     papers = merge_entries(entries, prepared)
+    by_key: dict[str, list[str]] = {}
+    question_names = source_names(question_files(paths))
+    for path, name in question_names.items():
+        found, problems = read_questions(path, name)
+        report.read[path.resolve()] = report.questions[name] = len(found)
+        report.problems.extend(problems)
+        for key, questions in found.items():
+            by_key.setdefault(key, []).extend(questions)
+    if by_key:
+        papers, unmatched = attach_questions(papers, by_key)
+        report.asked = sum(1 for p in papers if p.questions)
+        if unmatched:
+            names = ", ".join(question_names.values())
+            report.problems.append(Problem(names, None, f"{unmatched} question record(s) name no paper"))
     report.entries = len(entries)
     report.papers = len(papers)
     report.merged = len(entries) - len(papers)

@@ -88,25 +88,29 @@ class PaperPieces:
 
 
 def paper_key(paper: Paper) -> str:
-    """What the per-paper data depend on: the title and the abstract."""
-    return hashlib.sha1(json.dumps([paper.title, paper.abstract]).encode()).hexdigest()
+    """What the per-paper data depend on: the title, the abstract and the example questions, if any."""
+    parts = [paper.title, paper.abstract, *([paper.questions] if paper.questions else [])]
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()
 
 
 def paper_pieces(encoder: MiniLMEncoder, papers: list[Paper], batch_size: int) -> list[PaperPieces]:
-    """Encode the papers' sentences and titles, each text alone (a paper's vectors do not depend on the batch).
+    """Encode the papers' sentences, titles and example questions, each text alone (batch-independent vectors).
 
     Sentence by sentence, as the chunks are read: long abstracts exceed the
     model's window. All the papers' texts go through the model together, in
-    length-sorted batches, which wastes the least on padding.
+    length-sorted batches, which wastes the least on padding. The example
+    questions add word pieces for the coverage to match (not sentences, not IDF).
     """
     sentences = [split_sentences(p.abstract) for p in papers]
-    texts = [text for paper, own in zip(papers, sentences, strict=True) for text in (*own, paper.title)]
+    texts = [
+        text for paper, own in zip(papers, sentences, strict=True) for text in (*own, paper.title, *paper.questions)
+    ]
     vectors, pieces = encoder.encode_with_tokens(texts, batch_size=batch_size)
     piece_ids = encoder.piece_ids([piece_text(p) for p in papers])
     out: list[PaperPieces] = []
     start = 0
-    for own, ids in zip(sentences, piece_ids, strict=True):
-        end = start + len(own) + 1  # the sentences, then the title
+    for paper, own, ids in zip(papers, sentences, piece_ids, strict=True):
+        end = start + len(own) + 1 + len(paper.questions)  # the sentences, the title, the questions
         out.append(
             PaperPieces(
                 own,

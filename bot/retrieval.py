@@ -289,6 +289,7 @@ class HybridRetriever:
         IDF weights. A question about something the abstracts never discuss ("optical
         flow", "KV-cache compression") keeps a few pieces with no close match, however
         near its whole-sentence embedding sits; see evals/README.md ("The refusal rule").
+        A paper's example questions count as its text too, less ``question_coverage_offset``.
         ``question`` may come as the pieces of the query's own embedding pass.
         """
         if isinstance(question, str):
@@ -302,7 +303,8 @@ class HybridRetriever:
         best = 0.0
         for paper in papers:
             matches = (query @ self._paper_pieces(paper)[2].astype(np.float32).T).max(axis=1)
-            best = max(best, float(weights @ matches / weights.sum()))
+            offset = self.settings.question_coverage_offset if paper.questions else 0.0
+            best = max(best, float(weights @ matches / weights.sum()) - offset)
         return best
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -41,11 +41,17 @@ class Paper:
     sources: list[str] = field(default_factory=list)  # source file names
     title_inferred: bool = False  # arXiv list entries carry no title
     doi: str | None = None
+    # Example questions the paper answers, in a reader's words (doc2query; a `*.questions.jsonl`
+    # file, bot.corpus). They widen the refusal rule's word-piece coverage and are never quoted.
+    questions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         # asdict's recursive deep copy was 4 of the 18 s an index run spent adding 1,000 papers
         # to a 100,000-chunk library (its manifest parts and table hold every paper).
-        return {name: list(value) if isinstance(value, list) else value for name, value in vars(self).items()}
+        out = {name: list(value) if isinstance(value, list) else value for name, value in vars(self).items()}
+        if not self.questions:  # a paper without questions keeps the record (and manifest bytes) it had
+            del out["questions"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Paper:

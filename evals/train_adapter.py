@@ -1,19 +1,19 @@
-"""Fit the query adapter (bot/adapter.py) on the training questions and write the matrix paperbot ships.
+"""Fit the query adapter (bot/adapter.py) on the library's example questions and write the matrix paperbot ships.
 
     python evals/train_adapter.py                 # writes bot/data/query_adapter.npy
     python evals/train_adapter.py --check         # refits and compares with the shipped matrix
 
-The training questions (evals/adapter_queries.jsonl) were written on 2026-11-30 by four helpers that
-read the shipped papers' titles and abstracts and ran no retrieval: per paper two questions in
-everyday words without the paper's terms, one chatty question, one keyword query and one near miss
-(a detail the abstract does not state; not used for fitting). Each question's target is its paper's
-vector (the mean of its chunk vectors) in the shipped library. The blind test sets never enter the fit.
+The training questions are the papers' example questions (`Paper.questions`; for the shipped corpus
+index/sources/examples.questions.jsonl). Four helpers wrote them on 2026-11-30 from the shipped
+papers' titles and abstracts, running no retrieval: per paper two questions in everyday words
+without the paper's terms, one chatty question and one keyword query. (Each also wrote a near miss,
+a detail the abstract does not state: evals/near_miss_questions.jsonl, not used here.) Each
+question's target is its paper's vector, the mean of its chunk vectors. No eval set enters the fit.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,45 +26,38 @@ from bot.answer import Engine  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.latex import search_text  # noqa: E402
 
-QUERIES = Path(__file__).resolve().parent / "adapter_queries.jsonl"
-# Refits on another machine's BLAS differ in the last bits; the shipped matrix's entries are O(1).
+# Refits on another machine's BLAS differ in the last bits; the matrix's entries are O(1).
 CHECK_TOLERANCE = 1e-3
 
 
-def training_data(engine: Engine, path: Path, styles: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Question vectors, target rows, the library's paper vectors, and how many questions had no paper."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    papers = list(engine.retriever.papers)
-    row_of = {paper_id: i for i, paper_id in enumerate(papers)}
-    kept = [r for r in rows if r["style"] in styles and r["paper_id"] in row_of]
-    missing = sum(1 for r in rows if r["style"] in styles and r["paper_id"] not in row_of)
-    vectors = engine.retriever.encode([search_text(r["query"]) for r in kept])
-    targets = np.array([row_of[r["paper_id"]] for r in kept])
-    return vectors, targets, engine.retriever.paper_vectors(papers), missing
+def training_data(engine: Engine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The example questions' vectors, each one's paper row, and the library's paper vectors."""
+    papers = [engine.retriever.paper(paper_id) for paper_id in engine.retriever.papers]
+    pairs = [(question, row) for row, paper in enumerate(papers) for question in paper.questions]
+    vectors = engine.retriever.encode([search_text(question) for question, _ in pairs])
+    targets = np.array([row for _, row in pairs])
+    return vectors, targets, engine.retriever.paper_vectors([p.paper_id for p in papers])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=Path, default=QUERIES)
     parser.add_argument("--out", type=Path, default=SHIPPED_PATH)
     parser.add_argument("--check", action="store_true", help="compare a refit with --out instead of writing it")
     args = parser.parse_args()
     settings = Settings()
     engine = Engine(settings.model_copy(update={"adapter": settings.adapter.model_copy(update={"enabled": False})}))
     cfg = settings.adapter
-    queries, targets, papers, missing = training_data(engine, args.queries, cfg.styles)
-    print(
-        f"{len(targets)} training questions ({', '.join(cfg.styles)}) over {len(set(targets))} papers; {missing} skipped"
-    )
+    queries, targets, papers = training_data(engine)
+    if not len(targets):
+        print("the library's papers carry no example questions", file=sys.stderr)
+        return 1
+    print(f"{len(targets)} example questions of {len(set(targets.tolist()))} papers")
     matrix = fit(queries, targets, papers, cfg)
     identity = np.eye(queries.shape[1], dtype=np.float32)
-    print(
-        f"training loss {loss(queries, targets, papers, identity, cfg.scale):.3f} -> "
-        f"{loss(queries, targets, papers, matrix, cfg.scale):.3f}; |M - I| = {np.linalg.norm(matrix - identity):.3f}"
-    )
+    before, after = (loss(queries, targets, papers, m, cfg.scale) for m in (identity, matrix))
+    print(f"training loss {before:.3f} -> {after:.3f}; |M - I| = {np.linalg.norm(matrix - identity):.3f}")
     if args.check:
-        shipped = np.load(args.out)
-        gap = float(np.abs(shipped - matrix).max())
+        gap = float(np.abs(np.load(args.out) - matrix).max())
         print(f"largest difference from {args.out}: {gap:.2e}")
         return 0 if gap <= CHECK_TOLERANCE else 1
     np.save(args.out, matrix)

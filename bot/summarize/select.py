@@ -53,7 +53,8 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
     query_engine = engine.as_query_engine(mode="extractive", k=cfg.candidate_k, judge=False)
     answer = query_engine.query(topic).metadata["answer"]
     hits, qvec = answer.hits, engine.retriever.embed_query(topic)
-    scores = engine.retriever.score_papers(topic, qvec)
+    dense_qvec = engine.retriever.dense_query(qvec) if cfg.adapted_dense else qvec
+    scores = engine.retriever.score_papers(topic, dense_qvec)
     paper_ids = scores.paper_ids
     prob = relevance(scores.dense, scores.sparse, engine.retriever.paper_vectors(paper_ids), cfg)
     by_id = {h.paper.paper_id: h for h in hits}

@@ -1,0 +1,115 @@
+"""Example questions (``*.questions.jsonl``): parsed, attached to their papers, encoded, and counted by the coverage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.answer import Engine
+from bot.corpus import load_corpus, read_questions, source_files
+from bot.derived import paper_key
+from bot.schema import Paper
+from tests.fast_corpus import FIXTURE, FRACTAL_TITLE, tiny_settings
+
+# A question in everyday words about the fractal paper, with none of its abstract's terms.
+LAY = "When you try many settings for how fast a program learns, is the edge between working and blowing up jagged?"
+SHIPPED = Path(__file__).resolve().parent.parent / "index" / "sources" / "examples.questions.jsonl"
+
+
+def write_lines(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def tiny_papers() -> list[dict]:
+    return [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+
+
+def test_read_questions_keys_and_bad_lines(tmp_path):
+    path = write_lines(
+        tmp_path / "x.questions.jsonl",
+        [
+            {"paper_id": "p:abc", "questions": ["one?", " two\u0007 ? "]},
+            {"arxiv_id": "arXiv:2401.01234v2", "questions": ["three?"]},
+            {"title": "A Title", "questions": ["four?", ""]},
+            "not json",
+            {"title": "No questions"},
+            {"questions": ["orphan?"]},
+        ],
+    )
+
+    found, problems = read_questions(path, "x.questions.jsonl")
+
+    assert found == {"id:p:abc": ["one?", "two ?"], "x:2401.01234": ["three?"], "t:atitle": ["four?"]}
+    assert [(p.line, p.reason.split(" (")[0].split(";")[0]) for p in problems] == [
+        (4, "invalid JSON"),
+        (5, '"questions" is not a list of strings'),
+        (6, "names no paper"),
+    ]
+
+
+def test_question_files_are_not_sources_and_attach_by_title_id_or_arxiv(tmp_path):
+    rows = tiny_papers()
+    shutil.copy(FIXTURE, tmp_path / FIXTURE.name)
+    write_lines(
+        tmp_path / "mine.questions.jsonl",
+        [
+            {"title": rows[0]["title"].upper(), "questions": ["by title?"]},
+            {"title": rows[1]["title"], "questions": ["first?"]},
+            {"title": rows[1]["title"], "questions": ["first?", "second?"]},
+            {"title": "A paper that is not in the library", "questions": ["nowhere?"]},
+        ],
+    )
+
+    papers, report = load_corpus([tmp_path])
+
+    assert [p.name for p in source_files([tmp_path])] == [FIXTURE.name]
+    assert report.papers == len(rows) and FIXTURE.name in report.files
+    by_title = {p.title: p for p in papers}
+    assert by_title[rows[0]["title"]].questions == ["by title?"]
+    assert by_title[rows[1]["title"]].questions == ["first?", "second?"]
+    assert sum(bool(p.questions) for p in papers) == 2
+    assert [str(p) for p in report.problems] == ["mine.questions.jsonl: 1 question record(s) name no paper"]
+    assert report.read[(tmp_path / "mine.questions.jsonl").resolve()] == 3
+
+
+def test_a_paper_without_questions_keeps_its_record_and_key():
+    plain = Paper("p:1", "T", "An abstract.")
+    asked = Paper("p:1", "T", "An abstract.", questions=["why?"])
+
+    assert "questions" not in plain.to_dict() and Paper.from_dict(asked.to_dict()) == asked
+    assert paper_key(plain) != paper_key(asked)
+    assert paper_key(plain) == paper_key(Paper("p:2", "T", "An abstract.", year=2020))
+
+
+def test_the_shipped_questions_name_every_shipped_paper():
+    papers, report = load_corpus([SHIPPED.parent])
+
+    assert all(len(p.questions) >= 3 for p in papers)
+    assert not [p for p in report.problems if "question" in p.reason]
+
+
+@pytest.fixture(scope="module")
+def asked(tmp_path_factory):
+    """The tiny library with one example question for the fractal paper, and the same library without."""
+    root = tmp_path_factory.mktemp("asked")
+    settings = tiny_settings(root)
+    bare = Engine(tiny_settings(tmp_path_factory.mktemp("bare")))
+    write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
+    return Engine(settings), bare
+
+
+def test_example_questions_count_in_the_coverage_less_the_offset(asked):
+    engine, bare = asked
+    paper = next(p for p in (engine.retriever.paper(i) for i in engine.retriever.papers) if p.title == FRACTAL_TITLE)
+    offset = engine.settings.question_coverage_offset
+
+    assert paper.questions == [LAY]
+    assert engine.retriever.coverage(LAY, [paper]) == pytest.approx(1.0 - offset, abs=1e-3)
+    assert bare.retriever.coverage(LAY, [bare.retriever.paper(paper.paper_id)]) < 1.0 - offset - 0.1
+    # The questions are matched, never quoted.
+    sentences, _ = engine.retriever.sentence_vectors(paper)
+    assert LAY not in sentences and LAY not in engine.ask(LAY, mode="extractive").answer
