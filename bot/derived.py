@@ -18,7 +18,9 @@ once, from the manifest and the stored vectors, when it opens the index):
   and makes a ``Paper`` or ``Chunk`` only for what a query touches (a 100,000-chunk
   manifest as one JSON document took 7.7 s to read and turn into objects);
 - ``papers.npy``: for each manifest paper, the segment and row holding its
-  abstract sentences, their vectors and its word-piece vectors.
+  abstract sentences, their vectors and its word-piece vectors;
+- ``question_vectors.npy`` / ``question_papers.npy``: the papers' example questions'
+  vectors (bot.corpus, ``*.questions.jsonl``) and each one's paper row.
 
 A generation's folder is ``gen<FORMAT_VERSION>-<key>``: a generation of an older
 format stays usable by the older code until the manifest moves on, and the new
@@ -70,7 +72,7 @@ from bot.embedding import DIMENSION, MiniLMEncoder
 from bot.schema import Chunk, Paper
 from bot.text import split_sentences
 
-FORMAT_VERSION = 2  # 2: the manifest table and the BM25 token ids; folder gen2-<key>
+FORMAT_VERSION = 3  # 2: the manifest table and the BM25 token ids; folder gen2-<key>; 3: example questions
 # The tokenization BM25 uses at index and at query time (llama-index's BM25Retriever defaults).
 BM25_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 BM25_STOPWORDS = "english"
@@ -85,6 +87,9 @@ class PaperPieces:
     sentence_vectors: np.ndarray  # float32, one row per sentence
     piece_vectors: np.ndarray  # float16, unit rows
     piece_set: np.ndarray  # int32: the distinct word pieces of title and abstract (for the IDF)
+    # The example questions' unit vectors (float32), while a build holds them: the generation stores
+    # them in question_vectors.npy, not the segment.
+    question_vectors: np.ndarray | None = None
 
 
 def paper_key(paper: Paper) -> str:
@@ -117,6 +122,7 @@ def paper_pieces(encoder: MiniLMEncoder, papers: list[Paper], batch_size: int) -
                 vectors[start : start + len(own)],
                 np.vstack([p.vectors for p in pieces[start:end]]),
                 np.unique(np.array(ids, dtype=np.int32)),
+                vectors[start + len(own) + 1 : end],
             )
         )
         start = end
@@ -314,6 +320,13 @@ class Derived:
         df = np.load(self.path / "piece_df.npz")
         self.piece_df = dict(zip(df["ids"].tolist(), df["counts"].tolist(), strict=True))
         self.papers_counted = int(df["papers"])
+        questions = self.path / "question_vectors.npy"
+        if questions.is_file():  # a generation written before example questions has none
+            self.question_vectors = np.load(questions, mmap_mode="r")
+            self.question_papers = np.load(self.path / "question_papers.npy")
+        else:
+            self.question_vectors = np.zeros((0, DIMENSION), dtype=np.float32)
+            self.question_papers = np.zeros(0, dtype=np.int64)
 
     @staticmethod
     def exists(root: Path, key: str, version: int = FORMAT_VERSION) -> bool:
@@ -322,7 +335,7 @@ class Derived:
     @classmethod
     def previous(cls, root: Path, key: str) -> Derived | None:
         """Generation ``key`` in this format or the one before, to build a new generation from; None if neither."""
-        for version in (FORMAT_VERSION, 1):
+        for version in range(FORMAT_VERSION, 0, -1):
             if cls.exists(root, key, version):
                 return cls(root, key, version)
         return None
@@ -376,6 +389,18 @@ class Derived:
     def paper_keys(self) -> dict[str, tuple[int, int]]:
         """Every paper key this generation stores, with its segment and row."""
         return dict(zip(self.row_keys(), map(tuple, self.paper_rows.tolist()), strict=True))
+
+    def questions_by_key(self) -> dict[str, np.ndarray]:
+        """Each paper key's example-question vectors (papers with questions only)."""
+        if not len(self.question_papers):
+            return {}
+        keys = self.row_keys()
+        starts = np.flatnonzero(np.r_[True, np.diff(self.question_papers) != 0])
+        ends = np.r_[starts[1:], len(self.question_papers)]
+        return {
+            keys[int(self.question_papers[a])]: np.asarray(self.question_vectors[a:b])
+            for a, b in zip(starts, ends, strict=True)
+        }
 
     def row_keys(self) -> list[str]:
         """Each manifest paper's key, in row order (one pass; a method call a paper took 0.4 s at 45,000)."""
@@ -658,6 +683,7 @@ def build(
     segment_names = list(old_names)
     new_rows: dict[str, tuple[int, int]] = {}
     piece_sets: dict[str, np.ndarray] = {}
+    new_questions: dict[str, np.ndarray] = {}
     # In segments of a bounded size: a large library's word-piece vectors do not fit in memory at once.
     with tqdm(total=len(new_unique), desc="Encoding sentences", unit="paper", disable=not progress) as bar:
         for start in range(0, len(new_unique), segment_papers):
@@ -670,6 +696,8 @@ def build(
             for i, ((k, _), item) in enumerate(zip(part, items, strict=True)):
                 new_rows[k] = (len(segment_names) - 1, i)
                 piece_sets[k] = item.piece_set
+                if item.question_vectors is not None and len(item.question_vectors):
+                    new_questions[k] = item.question_vectors
             del items
     stats.papers_encoded = len(new_unique)
     rows = np.array([old_keys.get(k) or new_rows[k] for k in keys], dtype=np.int64).reshape(-1, 2)
@@ -705,6 +733,7 @@ def build(
     vectors.flush()
     del vectors
     np.save(tmp / "papers.npy", rows)
+    _write_questions(tmp, keys, papers, new_questions, previous, lambda texts: encoder.encode(texts, batch_size))
     piece_ids = np.array(sorted(df), dtype=np.int64)
     np.savez(
         tmp / "piece_df.npz",
@@ -723,6 +752,40 @@ def build(
     _publish(tmp, generation_dir(root, key))
     stats.total_seconds = time.perf_counter() - started
     return stats
+
+
+def _write_questions(
+    folder: Path,
+    keys: list[str],
+    papers: Sequence[Paper],
+    new: dict[str, np.ndarray],
+    previous: Derived | None,
+    encode: Callable[[list[str]], np.ndarray],
+) -> None:
+    """The papers' example-question vectors in row order: encoded in this build, else the previous generation's.
+
+    A paper whose segment is reused from a generation that did not store them (format 2) has its
+    questions encoded here.
+    """
+    old = previous.questions_by_key() if previous is not None else {}
+    missing = [(k, p) for k, p in zip(keys, papers, strict=True) if p.questions and k not in new and k not in old]
+    if missing:
+        texts = [q for _, p in missing for q in p.questions]
+        vectors_of = encode(texts)
+        start = 0
+        for k, p in missing:
+            new[k] = vectors_of[start : start + len(p.questions)]
+            start += len(p.questions)
+    vectors, rows = [], []
+    for row, (key, paper) in enumerate(zip(keys, papers, strict=True)):
+        found = new.get(key) if paper.questions else None
+        if found is None and paper.questions:
+            found = old.get(key)
+        if found is not None:
+            vectors.append(found)
+            rows.extend([row] * len(found))
+    np.save(folder / "question_vectors.npy", _stacked(vectors, np.float32))
+    np.save(folder / "question_papers.npy", np.array(rows, dtype=np.int64))
 
 
 def _paper_keys(papers: Sequence[Paper], records: Sequence[bytes], previous: Derived | None) -> list[str]:

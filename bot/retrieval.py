@@ -47,6 +47,7 @@ class PaperScores:
     paper_ids: list[str]
     dense: np.ndarray
     sparse: np.ndarray
+    questions: np.ndarray  # the best example question's cosine; NaN for a paper without questions
 
 
 @dataclass
@@ -222,6 +223,8 @@ class HybridRetriever:
         self.piece_idf = self._derived.piece_idf()
         # Memory-mapped: rows are read when a paper's chunks are scored.
         self._matrix = self._derived.chunk_vectors
+        self._question_vectors = self._derived.question_vectors
+        self._question_papers = self._derived.question_papers
         k = settings.candidate_k
         # Chunks stored by a later, unfinished build carry a higher generation: Chroma leaves them out.
         live = {GENERATION_KEY: {"$lte": manifest.generation}} if manifest.generation else None
@@ -410,18 +413,26 @@ class HybridRetriever:
         return Hit(self.papers[paper_id], score, similarity, self.table.chunk_text(row))
 
     def score_papers(self, query: str, qvec: np.ndarray) -> PaperScores:
-        """Every paper's best-chunk dense cosine and best-chunk BM25 score for ``query``."""
+        """Every paper's best-chunk dense cosine and BM25 score, and its best example question's cosine, for ``query``.
+
+        The chunks are scored with ``qvec`` through the query adapter (as the dense search ranks
+        them), the example questions, written as a reader asks, with ``qvec`` itself.
+        """
         has_chunks = np.flatnonzero(np.diff(self._chunk_start))
         paper_ids = [self._paper_ids[p] for p in has_chunks]
         query = search_text(query)
-        dense_rows = self._matrix @ qvec
+        dense_rows = self._matrix @ self.dense_query(qvec)
         words = bm25_tokenize([query], self._stemmer, return_ids=False)[0]
         # The BM25 index holds the manifest's chunks in order, the same rows as the matrix.
         sparse_rows = self._bm25.bm25.get_scores(words) if words else np.zeros(len(self._chunk_ids))
         starts = self._chunk_start[has_chunks]
         dense = np.maximum.reduceat(dense_rows[self._chunk_order], starts).astype(np.float64)
         sparse = np.maximum.reduceat(np.asarray(sparse_rows)[self._chunk_order], starts).astype(np.float64)
-        return PaperScores(paper_ids, dense, sparse)
+        best_question = np.full(self.table.n_papers, -np.inf)
+        if len(self._question_papers):
+            np.maximum.at(best_question, self._question_papers, self._question_vectors @ qvec)
+        best_question[np.isneginf(best_question)] = np.nan
+        return PaperScores(paper_ids, dense, sparse, best_question[has_chunks])
 
     def paper_vectors(self, paper_ids: list[str]) -> np.ndarray:
         """Each paper as the normalized mean of its chunk embeddings."""

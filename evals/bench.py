@@ -2,7 +2,7 @@
 
 Full build vs. the raw embedding time of the same texts (their ratio is the
 indexing overhead; the texts are the chunks and, for the derived data, every
-abstract's sentences and title), a no-op re-index, and cold (new process) and
+abstract's sentences, title and example questions), a no-op re-index, and cold (new process) and
 warm (loaded engine) `ask` times, medians over a few runs.
 """
 
@@ -44,7 +44,7 @@ def main() -> None:
         papers, _ = load_corpus([settings.base_sources])
         by_id = {p.paper_id: p for p in papers}
         texts = [embed_text(c, by_id[c.paper_id]) for c in chunk_papers(papers, settings)]
-        sentences = [s for p in papers for s in (*split_sentences(p.abstract), p.title)]
+        sentences = [s for p in papers for s in (*split_sentences(p.abstract), p.title, *p.questions)]
         started = time.perf_counter()
         get_encoder().encode(texts, batch_size=settings.embed_batch_size)
         chunks_s = time.perf_counter() - started

@@ -24,11 +24,11 @@ sys.path.insert(0, str(HERE.parent))
 
 from bot import summarize as S  # noqa: E402
 from bot.answer import Engine  # noqa: E402
-from bot.config import Settings  # noqa: E402
+from bot.config import RelevanceRule, Settings  # noqa: E402
 from bot.eval.dataset import TopicRow, load_topics  # noqa: E402
 from bot.normalize import GoldIndex  # noqa: E402
 
-RULE_WEIGHTS = ("w_dense", "w_bm25", "w_seed")  # the relevance rule's features, in this order
+RULE_WEIGHTS = ("w_dense", "w_bm25", "w_seed", "w_questions")  # the relevance rule's features, in this order
 
 
 def old_gold(row: TopicRow) -> list[str]:
@@ -57,8 +57,8 @@ def topic_features(engine: Engine, topic: str) -> tuple[list[str], np.ndarray]:
     vectors = engine.retriever.paper_vectors(scores.paper_ids)
     columns = []
     for weight in RULE_WEIGHTS:
-        one = cfg.model_copy(update=dict.fromkeys(RULE_WEIGHTS, 0.0) | {weight: 1.0, "bias": 0.0})
-        prob = S.relevance(scores.dense, scores.sparse, vectors, one)
+        one = RelevanceRule(**(dict.fromkeys(RULE_WEIGHTS, 0.0) | {weight: 1.0, "bias": 0.0}))
+        prob = S.relevance(scores, vectors, cfg, one)
         columns.append(np.log(prob) - np.log1p(-prob))
     return scores.paper_ids, np.stack(columns, axis=1)
 

@@ -6,12 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.answer import Engine
 from bot.corpus import load_corpus, read_questions, source_files
 from bot.derived import paper_key
 from bot.schema import Paper
+from bot.summarize.select import relevance
 from tests.fast_corpus import FIXTURE, FRACTAL_TITLE, tiny_settings
 
 # A question in everyday words about the fractal paper, with none of its abstract's terms.
@@ -113,3 +115,71 @@ def test_example_questions_count_in_the_coverage_less_the_offset(asked):
     # The questions are matched, never quoted.
     sentences, _ = engine.retriever.sentence_vectors(paper)
     assert LAY not in sentences and LAY not in engine.ask(LAY, mode="extractive").answer
+
+
+def test_the_question_vectors_are_stored_per_generation_and_scored(asked):
+    engine, bare = asked
+    retriever = engine.retriever
+    scores = retriever.score_papers(LAY, retriever.embed_query(LAY))
+    fractal = scores.paper_ids.index(next(p for p in retriever.papers if retriever.paper(p).title == FRACTAL_TITLE))
+
+    assert scores.questions[fractal] == pytest.approx(1.0, abs=1e-4)  # the question itself
+    assert np.isnan(np.delete(scores.questions, fractal)).all()  # the other papers have none
+    plain = bare.retriever.score_papers(LAY, bare.retriever.embed_query(LAY))
+    assert np.isnan(plain.questions).all()
+
+
+def test_a_paper_without_questions_counts_as_average_in_the_relevance_rule(asked):
+    engine, _ = asked
+    retriever = engine.retriever
+    scores = retriever.score_papers(LAY, retriever.embed_query(LAY))
+    vectors = retriever.paper_vectors(scores.paper_ids)
+    cfg = engine.settings.summary
+    rule = cfg.question_rule.model_copy(update={"w_dense": 0.0, "w_bm25": 0.0, "w_seed": 0.0, "bias": 0.0})
+
+    prob = relevance(scores, vectors, cfg, rule)
+
+    asked_row = int(np.flatnonzero(~np.isnan(scores.questions))[0])
+    assert prob[asked_row] == pytest.approx(0.5)  # the only asked paper is the average of itself
+    assert np.allclose(np.delete(prob, asked_row), 0.5)
+
+
+def test_a_new_generation_reuses_or_encodes_the_question_vectors(tmp_path):
+    settings = tiny_settings(tmp_path)
+    write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
+    first = Engine(settings).retriever.score_papers(LAY, Engine(settings).retriever.embed_query(LAY)).questions
+    # A new paper changes the manifest: the next generation keeps the fractal paper's question vector.
+    rows = tiny_papers()
+    extra = dict(rows[0], title="A Ninth Paper Title", abstract=rows[0]["abstract"] + " It adds one more sentence.")
+    write_lines(settings.sources_dir / "more.jsonl", [extra])
+    from bot.indexing import sync
+
+    sync(settings)
+    again = Engine(settings).retriever
+    second = again.score_papers(LAY, again.embed_query(LAY)).questions
+
+    assert np.nanmax(second) == pytest.approx(np.nanmax(first), abs=1e-6)
+    assert np.isfinite(second).sum() == 1
+
+
+def test_questions_missing_from_the_previous_generation_are_encoded(tmp_path):
+    """A generation written before example questions (format 2) stored no question vectors."""
+    from bot.derived import derived_root
+    from bot.indexing import sync
+
+    settings = tiny_settings(tmp_path)
+    write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
+    sync(settings)
+    for name in ("question_vectors.npy", "question_papers.npy"):
+        for path in derived_root(settings).glob(f"gen*/{name}"):
+            path.unlink()
+    rows = tiny_papers()
+    write_lines(
+        settings.sources_dir / "more.jsonl",
+        [dict(rows[1], title="Another Title", abstract=rows[1]["abstract"] + " More.")],
+    )
+
+    sync(settings)
+    retriever = Engine(settings).retriever
+
+    assert np.nanmax(retriever.score_papers(LAY, retriever.embed_query(LAY)).questions) == pytest.approx(1.0, abs=1e-4)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.answer import Engine
-from bot.config import SummarySettings
+from bot.config import RelevanceRule, SummarySettings
+from bot.retrieval import PaperScores
 from bot.schema import Hit
 from bot.summarize.types import NO_COVERAGE
 
@@ -24,22 +25,34 @@ def _zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / (spread if spread > 1e-9 else 1.0)
 
 
-def relevance(dense: np.ndarray, sparse: np.ndarray, vectors: np.ndarray, cfg: SummarySettings) -> np.ndarray:
-    """P(on topic) for every paper from its dense and BM25 scores and its paper vector.
+def relevance(
+    scores: PaperScores, vectors: np.ndarray, cfg: SummarySettings, rule: RelevanceRule | None = None
+) -> np.ndarray:
+    """P(on topic) for every paper from its dense, BM25 and example-question scores and its paper vector.
 
-    P = sigmoid(w_dense * z_dense + w_bm25 * z_bm25 + w_seed * z_seed + bias): z_dense / z_bm25 are
-    the paper's best-chunk cosine / BM25 score for the topic, standardized over the whole corpus
-    (how far the paper stands out for this topic); z_seed is the paper's mean cosine to the best
-    papers by the first two (papers of the same research line resemble each other). Fitted by
-    logistic regression on evals/topics.jsonl; at the cut, leave-one-topic-out F1 is within 0.005
-    of its best, with precision ahead of recall (evals/summary_report.md). Dense similarity alone
-    ranked gold papers clearly worse.
+    P = sigmoid(w_dense * z_dense + w_bm25 * z_bm25 + w_seed * z_seed + w_questions * z_questions + bias):
+    z_dense / z_bm25 are the paper's best-chunk cosine / BM25 score for the topic, standardized over the
+    whole corpus (how far the paper stands out for this topic); z_seed is the paper's mean cosine to the
+    best papers by the first two (papers of the same research line resemble each other); z_questions
+    its best example question's cosine (a paper without questions counts as average). ``rule`` defaults
+    to ``cfg.question_rule`` when any paper has example questions, else ``cfg.rule``; both are logistic
+    fits at the cut (evals/summary_report.md). Dense similarity alone ranked gold papers clearly worse.
     """
+    asked = ~np.isnan(scores.questions)
+    rule = rule or (cfg.question_rule if asked.any() else cfg.rule)
+    dense, sparse = scores.dense, scores.sparse
+    questions = np.where(asked, scores.questions, scores.questions[asked].mean() if asked.any() else 0.0)
     # Seeds: the best papers by dense and BM25 evidence weighted equally (as fitted on their own).
     first = _zscore(dense) + _zscore(sparse)
     seeds = np.argsort(-first)[: cfg.seeds]
     seed_sim = (vectors @ vectors[seeds].T).mean(axis=1)
-    logit = cfg.w_dense * _zscore(dense) + cfg.w_bm25 * _zscore(sparse) + cfg.w_seed * _zscore(seed_sim) + cfg.bias
+    logit = (
+        rule.w_dense * _zscore(dense)
+        + rule.w_bm25 * _zscore(sparse)
+        + rule.w_seed * _zscore(seed_sim)
+        + rule.w_questions * _zscore(questions)
+        + rule.bias
+    )
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -53,10 +66,9 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
     query_engine = engine.as_query_engine(mode="extractive", k=cfg.candidate_k, judge=False)
     answer = query_engine.query(topic).metadata["answer"]
     hits, qvec = answer.hits, engine.retriever.embed_query(topic)
-    dense_qvec = engine.retriever.dense_query(qvec) if cfg.adapted_dense else qvec
-    scores = engine.retriever.score_papers(topic, dense_qvec)
+    scores = engine.retriever.score_papers(topic, qvec)
     paper_ids = scores.paper_ids
-    prob = relevance(scores.dense, scores.sparse, engine.retriever.paper_vectors(paper_ids), cfg)
+    prob = relevance(scores, engine.retriever.paper_vectors(paper_ids), cfg)
     by_id = {h.paper.paper_id: h for h in hits}
     order = np.argsort(-prob)
     kept: list[Candidate] = []
@@ -70,7 +82,10 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
         kept.append(Candidate(hit, float(prob[i])))
     notes: list[str] = []
     best = max((h.similarity for h in hits), default=0.0)
-    if best < cfg.min_topic_similarity or (answer.refused and best < cfg.refused_topic_similarity):
+    asked = scores.questions[~np.isnan(scores.questions)]
+    near_question = bool(len(asked)) and float(asked.max()) >= cfg.question_topic_similarity
+    declined = best < cfg.min_topic_similarity or (answer.refused and best < cfg.refused_topic_similarity)
+    if declined and not near_question:
         notes.append(f"{NO_COVERAGE} The closest paper (similarity {best:.2f}) is not about the topic.")
         return [], False, notes
     if len(kept) < cfg.min_papers:
