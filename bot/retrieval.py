@@ -109,7 +109,9 @@ class ChromaChunksRetriever(BaseRetriever):
     distances only, and the node of a hit is made from the manifest.
     """
 
-    def __init__(self, collection, where: dict | None, top_k: int, row_of: dict[str, int], node_at, embed) -> None:
+    def __init__(
+        self, collection, where: dict | None, top_k: int, row_of: dict[str, int], node_at, embed, adapt
+    ) -> None:
         super().__init__()
         self._collection = collection
         self._where = where
@@ -117,9 +119,11 @@ class ChromaChunksRetriever(BaseRetriever):
         self._row_of = row_of
         self._node_at = node_at
         self._embed = embed
+        self._adapt = adapt
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        query = query_bundle.embedding or self._embed(query_bundle.query_str).tolist()
+        raw = np.asarray(query_bundle.embedding) if query_bundle.embedding else self._embed(query_bundle.query_str)
+        query = self._adapt(raw).tolist()
         # Unfiltered first: Chroma's metadata filter costs a scan (one query at 100,000 chunks took
         # 395 ms median with `where`, 2.8 ms without, `evals/bench_scale_report.md`). Only when chunks
         # the manifest does not name (an unfinished build's) took candidate slots is the query repeated
@@ -162,6 +166,36 @@ class ChunkBM25Retriever(BaseRetriever):
         return [
             NodeWithScore.model_construct(node=self._node_of(int(i)), score=float(score))
             for i, score in zip(indexes[0], scores[0], strict=True)
+        ]
+
+
+class QuestionRetriever(BaseRetriever):
+    """Dense search over the papers' example questions (doc2query): each paper by its closest question.
+
+    A hit is the paper's chunk the dense search would rank first for it, so that fusion adds the
+    question's score to that chunk's dense and BM25 scores.
+    """
+
+    def __init__(self, vectors: np.ndarray, papers: np.ndarray, top_k: int, embed, chunk_of) -> None:
+        super().__init__()
+        self._vectors = vectors
+        self._papers = papers
+        self._top_k = top_k
+        self._embed = embed
+        self._chunk_of = chunk_of
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        raw = np.asarray(query_bundle.embedding) if query_bundle.embedding else self._embed(query_bundle.query_str)
+        best: dict[int, float] = {}
+        sims = self._vectors @ raw
+        for i in np.argsort(-sims)[: 4 * self._top_k]:  # a paper has a few questions
+            paper = int(self._papers[i])
+            if paper not in best:
+                best[paper] = float(sims[i])
+            if len(best) >= self._top_k:
+                break
+        return [
+            NodeWithScore.model_construct(node=self._chunk_of(paper, raw), score=score) for paper, score in best.items()
         ]
 
 
@@ -229,19 +263,33 @@ class HybridRetriever:
         # Chunks stored by a later, unfinished build carry a higher generation: Chroma leaves them out.
         live = {GENERATION_KEY: {"$lte": manifest.generation}} if manifest.generation else None
         self._dense = ChromaChunksRetriever(
-            store.chunks, live, k, self._chunk_row, self._node_at, lambda q: self.dense_query(self.embed_query(q))
+            store.chunks, live, k, self._chunk_row, self._node_at, self.embed_query, self.dense_query
         )
         self._stemmer = english_stemmer()
         self._bm25 = ChunkBM25Retriever(self._derived.bm25(), self._stemmer, min(k, table.n_chunks), self._node_at)
+        legs, weights = [self._dense, self._bm25], [settings.dense_weight, settings.sparse_weight]
+        # Only when every paper has example questions: a leg that only some papers can score would favour them.
+        asked = np.unique(self._question_papers)
+        if settings.question_weight > 0 and len(asked) == table.n_papers:
+            legs.append(
+                QuestionRetriever(
+                    self._question_vectors,
+                    self._question_papers,
+                    k,
+                    self.embed_query,
+                    lambda paper, raw: self._node_at(self._best_chunk_row(paper, self.dense_query(raw))[0]),
+                )
+            )
+            weights.append(settings.question_weight)
         self._fused = QueryFusionRetriever(
-            [self._dense, self._bm25],
+            legs,
             llm=MockLLM(),  # only one query: the LLM that would rewrite it is never called
             # Min-max scaled score fusion beat reciprocal rank on both eval sets.
             mode="relative_score",
             num_queries=1,
             use_async=False,
             similarity_top_k=2 * k,
-            retriever_weights=[settings.dense_weight, settings.sparse_weight],
+            retriever_weights=weights,
         )
 
     def _rows_of(self, paper_row: int) -> np.ndarray:
@@ -329,7 +377,7 @@ class HybridRetriever:
         k = k or self.settings.top_k
         query = search_text(query)  # the index holds display text; "KD^{3}" finds "KD^3"
         qvec = self.embed_query(query) if query_vector is None else query_vector
-        bundle = QueryBundle(query_str=query, embedding=self.dense_query(qvec).tolist())
+        bundle = QueryBundle(query_str=query, embedding=qvec.tolist())
         nodes = self.retriever(kind).retrieve(bundle)
         allowed = None
         if filters and filters.active:

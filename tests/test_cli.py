@@ -32,7 +32,11 @@ def test_search_json_shape_and_ranking(built):
     hits = json.loads(out.stdout)
     assert len(hits) == 3
     assert {"paper_id", "title", "arxiv_id", "url", "score"} <= set(hits[0])
-    assert hits[0]["title"] == "Understanding Hallucinations in Diffusion Models through Mode Interpolation"
+    # First without the example-question leg; with it second, behind "Diffusion with Forward Models",
+    # whose helper-written questions sit closer to this wording (the leg raised plain-language hit@5 on
+    # the dev sets 0.900 -> 0.971; bot/config.py question_weight).
+    titles = [hit["title"] for hit in hits]
+    assert "Understanding Hallucinations in Diffusion Models through Mode Interpolation" in titles[:2]
     assert hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
 
 

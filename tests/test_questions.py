@@ -12,6 +12,7 @@ import pytest
 from bot.answer import Engine
 from bot.corpus import load_corpus, read_questions, source_files
 from bot.derived import paper_key
+from bot.indexing import sync
 from bot.schema import Paper
 from bot.summarize.select import relevance
 from tests.fast_corpus import FIXTURE, FRACTAL_TITLE, tiny_settings
@@ -152,8 +153,6 @@ def test_a_new_generation_reuses_or_encodes_the_question_vectors(tmp_path):
     rows = tiny_papers()
     extra = dict(rows[0], title="A Ninth Paper Title", abstract=rows[0]["abstract"] + " It adds one more sentence.")
     write_lines(settings.sources_dir / "more.jsonl", [extra])
-    from bot.indexing import sync
-
     sync(settings)
     again = Engine(settings).retriever
     second = again.score_papers(LAY, again.embed_query(LAY)).questions
@@ -165,7 +164,6 @@ def test_a_new_generation_reuses_or_encodes_the_question_vectors(tmp_path):
 def test_questions_missing_from_the_previous_generation_are_encoded(tmp_path):
     """A generation written before example questions (format 2) stored no question vectors."""
     from bot.derived import derived_root
-    from bot.indexing import sync
 
     settings = tiny_settings(tmp_path)
     write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
@@ -183,3 +181,26 @@ def test_questions_missing_from_the_previous_generation_are_encoded(tmp_path):
     retriever = Engine(settings).retriever
 
     assert np.nanmax(retriever.score_papers(LAY, retriever.embed_query(LAY)).questions) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_the_question_leg_joins_the_fusion_only_when_every_paper_has_questions(tmp_path):
+    """LAY is asked of another paper than the fractal one: only the question leg can lift that paper."""
+    rows = tiny_papers()
+    other = next(r["title"] for r in rows if r["title"] != FRACTAL_TITLE)
+    settings = tiny_settings(tmp_path)
+    questions = [{"title": r["title"], "questions": [f"What does the paper titled {r['title']!r} show?"]} for r in rows]
+    questions.append({"title": other, "questions": [LAY]})
+    some_only = [q for q in questions if q["title"] != FRACTAL_TITLE]  # the fractal paper has none
+    write_lines(settings.sources_dir / "tiny.questions.jsonl", some_only)
+    some = Engine(settings)
+    rank_some = [h.paper.title for h in some.search(LAY, k=9)].index(other)
+    write_lines(settings.sources_dir / "tiny.questions.jsonl", questions)
+    sync(settings)
+    every = Engine(settings)
+    off = Engine(settings.model_copy(update={"question_weight": 0.0}), store=every.store)
+
+    rank_every = [h.paper.title for h in every.search(LAY, k=9)].index(other)
+    rank_off = [h.paper.title for h in off.search(LAY, k=9)].index(other)
+
+    assert rank_every < rank_off and rank_every <= 1
+    assert rank_some == rank_off
