@@ -230,6 +230,9 @@ class SummarySettings(BaseModel):
         0.5, description="A theme-name phrase gains this share of its score per word beyond the first."
     )
     name_min_papers: int = Field(2, description="A theme name must be used by this many of its papers (or all).")
+    name_extension_share: float = Field(
+        0.5, description="A one-word theme name gives way to a two-word phrase around it used by this share of papers."
+    )
     shared_share: float = Field(
         0.6, description="A second phrase this share of a theme's papers use is named as what they share."
     )

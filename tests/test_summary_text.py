@@ -135,3 +135,18 @@ def test_bibtex_export_imports_back_with_paperbot_index(built, tmp_path):
     assert stats["papers"] == len(refs)
     hits = json.loads(run_cli(env, "search", refs[0]["title"], "-k", "1", "--json").stdout)
     assert hits[0]["title"] == refs[0]["title"] and hits[0]["arxiv_id"] == refs[0]["arxiv_id"]
+
+
+def test_a_one_word_theme_name_gives_way_to_the_phrase_most_papers_use_around_it():
+    from bot.config import SummarySettings
+    from bot.summarize.themes import PhraseStats, theme_name
+
+    def stats(learning_papers: set[int]) -> dict:
+        return {
+            ("feder",): PhraseStats("federated", 1, {0, 1, 2, 3, 4}, {0, 1, 2, 3, 4}, 0.01),
+            ("feder", "learn"): PhraseStats("federated learning", 2, learning_papers, learning_papers, 0.05),
+        }
+
+    cfg = SummarySettings()
+    assert theme_name(stats({0, 1, 2}), 5, cfg)[0] == "Federated learning"
+    assert theme_name(stats({0, 1}), 5, cfg)[0] == "Federated"

@@ -289,6 +289,13 @@ def theme_name(stats: dict[tuple[str, ...], PhraseStats], size: int, cfg: Summar
     if not usable:
         return "", set()
     key = max(usable, key=lambda k: (_distinct(usable[k], size, cfg), -len(k)))
+    if len(key) == 1:
+        # One word is often a modifier ("Federated"): the two-word phrase around it most of the
+        # theme's papers use names the theme ("Federated learning").
+        around = [k for k in usable if len(k) == 2 and key[0] in k]
+        wider = max(around, key=lambda k: (len(usable[k].papers), len(usable[k].titles)), default=None)
+        if wider is not None and len(usable[wider].papers) >= cfg.name_extension_share * size:
+            key = wider
     name = usable[key].surface
     return name[:1].upper() + name[1:], set(key)
 
