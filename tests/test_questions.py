@@ -96,13 +96,11 @@ def test_the_shipped_questions_name_every_shipped_paper():
 
 
 @pytest.fixture(scope="module")
-def asked(tmp_path_factory):
+def asked(tmp_path_factory, tiny):
     """The tiny library with one example question for the fractal paper, and the same library without."""
-    root = tmp_path_factory.mktemp("asked")
-    settings = tiny_settings(root)
-    bare = Engine(tiny_settings(tmp_path_factory.mktemp("bare")))
+    settings = tiny_settings(tmp_path_factory.mktemp("asked"))
     write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
-    return Engine(settings), bare
+    return Engine(settings), tiny
 
 
 def test_example_questions_count_in_the_coverage_less_the_offset(asked):
@@ -146,41 +144,28 @@ def test_a_paper_without_questions_counts_as_average_in_the_relevance_rule(asked
 
 
 def test_a_new_generation_reuses_or_encodes_the_question_vectors(tmp_path):
-    settings = tiny_settings(tmp_path)
-    write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
-    first = Engine(settings).retriever.score_papers(LAY, Engine(settings).retriever.embed_query(LAY)).questions
-    # A new paper changes the manifest: the next generation keeps the fractal paper's question vector.
-    rows = tiny_papers()
-    extra = dict(rows[0], title="A Ninth Paper Title", abstract=rows[0]["abstract"] + " It adds one more sentence.")
-    write_lines(settings.sources_dir / "more.jsonl", [extra])
-    sync(settings)
-    again = Engine(settings).retriever
-    second = again.score_papers(LAY, again.embed_query(LAY)).questions
-
-    assert np.nanmax(second) == pytest.approx(np.nanmax(first), abs=1e-6)
-    assert np.isfinite(second).sum() == 1
-
-
-def test_questions_missing_from_the_previous_generation_are_encoded(tmp_path):
-    """A generation written before example questions (format 2) stored no question vectors."""
+    """A new paper changes the manifest: the next generation keeps the fractal paper's question vector,
+    taken from the previous generation, or encoded again when that one stored none (format 2)."""
     from bot.derived import derived_root
 
     settings = tiny_settings(tmp_path)
     write_lines(settings.sources_dir / "tiny.questions.jsonl", [{"title": FRACTAL_TITLE, "questions": [LAY]}])
     sync(settings)
-    for name in ("question_vectors.npy", "question_papers.npy"):
-        for path in derived_root(settings).glob(f"gen*/{name}"):
-            path.unlink()
     rows = tiny_papers()
-    write_lines(
-        settings.sources_dir / "more.jsonl",
-        [dict(rows[1], title="Another Title", abstract=rows[1]["abstract"] + " More.")],
-    )
 
-    sync(settings)
-    retriever = Engine(settings).retriever
+    def best_question(extra: int) -> np.ndarray:
+        more = [dict(rows[i], title=f"Extra Paper {i}", abstract=rows[i]["abstract"] + " More.") for i in range(extra)]
+        write_lines(settings.sources_dir / "more.jsonl", more)
+        sync(settings)
+        retriever = Engine(settings).retriever
+        return retriever.score_papers(LAY, retriever.embed_query(LAY)).questions
 
-    assert np.nanmax(retriever.score_papers(LAY, retriever.embed_query(LAY)).questions) == pytest.approx(1.0, abs=1e-4)
+    reused = best_question(1)
+    assert np.nanmax(reused) == pytest.approx(1.0, abs=1e-4) and np.isfinite(reused).sum() == 1
+    for path in derived_root(settings).glob("gen*/question_*.npy"):
+        path.unlink()
+    encoded = best_question(2)
+    assert np.nanmax(encoded) == pytest.approx(1.0, abs=1e-4) and np.isfinite(encoded).sum() == 1
 
 
 def test_the_question_leg_joins_the_fusion_only_when_every_paper_has_questions(tmp_path):
