@@ -198,3 +198,23 @@ def test_llm_failure_falls_back_to_extractive_paragraphs_with_a_note(llm_engine,
     assert any("LLM theme failed" in note and "HTTP 500" in note for note in summary.notes), summary.notes
     cited = {n for t in summary.themes for n in t.citations}
     assert cited == {r.n for r in summary.references} == {1, 2, 3, 4}
+
+
+def test_a_plain_language_topic_the_example_questions_vouch_for_gets_the_second_cut(engine):
+    """topics2 w21: fewer than two papers pass the cut; an example question is close, so the lower cut applies."""
+    topic = (
+        "getting picture-making AI to produce an image in one or a handful of steps instead of hundreds, "
+        "by retraining or distilling the model itself"
+    )
+    cfg = engine.settings.summary
+    strict = Engine(
+        engine.settings.model_copy(
+            update={"summary": cfg.model_copy(update={"question_relevance_cut": cfg.relevance_cut})}
+        ),
+        store=engine.store,
+    )
+
+    assert select_papers(strict, topic, 20)[1] is False
+    kept, covered, _ = select_papers(engine, topic, 20)
+    assert covered and len(kept) >= cfg.min_papers
+    assert all(c.relevance >= cfg.question_relevance_cut for c in kept)

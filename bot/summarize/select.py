@@ -71,19 +71,27 @@ def select_papers(engine: Engine, topic: str, limit: int) -> tuple[list[Candidat
     prob = relevance(scores, engine.retriever.paper_vectors(paper_ids), cfg)
     by_id = {h.paper.paper_id: h for h in hits}
     order = np.argsort(-prob)
-    kept: list[Candidate] = []
-    for i in order:
-        if prob[i] < cfg.relevance_cut or len(kept) >= limit:
-            break
-        pid = paper_ids[i]
-        hit = by_id.get(pid)
-        if hit is None:  # on topic by the full scan though outside the hybrid top k
-            hit = engine.retriever.hit_for(pid, qvec)
-        kept.append(Candidate(hit, float(prob[i])))
-    notes: list[str] = []
-    best = max((h.similarity for h in hits), default=0.0)
     asked = scores.questions[~np.isnan(scores.questions)]
     near_question = bool(len(asked)) and float(asked.max()) >= cfg.question_topic_similarity
+
+    def passing(cut: float) -> list[Candidate]:
+        kept: list[Candidate] = []
+        for i in order:
+            if prob[i] < cut or len(kept) >= limit:
+                break
+            pid = paper_ids[i]
+            hit = by_id.get(pid)
+            if hit is None:  # on topic by the full scan though outside the hybrid top k
+                hit = engine.retriever.hit_for(pid, qvec)
+            kept.append(Candidate(hit, float(prob[i])))
+        return kept
+
+    kept = passing(cfg.relevance_cut)
+    if len(kept) < cfg.min_papers and near_question:
+        # A topic in everyday words stands out little by the rule's z-scores; its example questions vouch for it.
+        kept = passing(cfg.question_relevance_cut)
+    notes: list[str] = []
+    best = max((h.similarity for h in hits), default=0.0)
     declined = best < cfg.min_topic_similarity or (answer.refused and best < cfg.refused_topic_similarity)
     if declined and not near_question:
         notes.append(f"{NO_COVERAGE} The closest paper (similarity {best:.2f}) is not about the topic.")
