@@ -176,26 +176,24 @@ class QuestionRetriever(BaseRetriever):
     question's score to that chunk's dense and BM25 scores.
     """
 
-    def __init__(self, vectors: np.ndarray, papers: np.ndarray, top_k: int, embed, chunk_of) -> None:
+    def __init__(self, vectors: np.ndarray, papers: np.ndarray, n_papers: int, top_k: int, embed, chunk_of) -> None:
         super().__init__()
         self._vectors = vectors
         self._papers = papers
+        self._n_papers = n_papers
         self._top_k = top_k
         self._embed = embed
         self._chunk_of = chunk_of
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         raw = np.asarray(query_bundle.embedding) if query_bundle.embedding else self._embed(query_bundle.query_str)
-        best: dict[int, float] = {}
-        sims = self._vectors @ raw
-        for i in np.argsort(-sims)[: 4 * self._top_k]:  # a paper has a few questions
-            paper = int(self._papers[i])
-            if paper not in best:
-                best[paper] = float(sims[i])
-            if len(best) >= self._top_k:
-                break
+        best = np.full(self._n_papers, -np.inf, dtype=np.float32)
+        np.maximum.at(best, self._papers, self._vectors @ raw)
+        top = np.argsort(-best, kind="stable")[: self._top_k]
         return [
-            NodeWithScore.model_construct(node=self._chunk_of(paper, raw), score=score) for paper, score in best.items()
+            NodeWithScore.model_construct(node=self._chunk_of(int(paper), raw), score=float(best[paper]))
+            for paper in top
+            if np.isfinite(best[paper])
         ]
 
 
@@ -275,6 +273,7 @@ class HybridRetriever:
                 QuestionRetriever(
                     self._question_vectors,
                     self._question_papers,
+                    table.n_papers,
                     k,
                     self.embed_query,
                     lambda paper, raw: self._node_at(self._best_chunk_row(paper, self.dense_query(raw))[0]),
