@@ -387,7 +387,8 @@ def is_questions_file(path: Path) -> bool:
     return path.name.lower().endswith(QUESTIONS_SUFFIX)
 
 
-def _expand(paths: list[Path]) -> list[Path]:
+def supported_files(paths: list[Path]) -> list[Path]:
+    """Expand folders into their supported files (sources and question files), in a stable order."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -401,12 +402,7 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 def source_files(paths: list[Path]) -> list[Path]:
     """Expand folders into their supported files, in a stable order (question files are not sources)."""
-    return [p for p in _expand(paths) if not is_questions_file(p)]
-
-
-def question_files(paths: list[Path]) -> list[Path]:
-    """The ``*.questions.jsonl`` files among ``paths`` and in their folders."""
-    return [p for p in _expand(paths) if is_questions_file(p)]
+    return [p for p in supported_files(paths) if not is_questions_file(p)]
 
 
 def _question_key(record: dict) -> str:
@@ -763,7 +759,8 @@ def load_corpus(
     report = CorpusReport()
     entries: list[Entry] = []
     prepared: dict[int, Prepared] = {}
-    files = source_files(paths)
+    found_files = supported_files(paths)  # listed once: the sources, then the question files
+    files = [p for p in found_files if not is_questions_file(p)]
     names = source_names(files)
     for path in files:
         found, problems, known = read_prepared(path, names[path], max_abstract_chars, cache)
@@ -776,7 +773,7 @@ def load_corpus(
     report.problems.extend(conflicts)
     papers = merge_entries(entries, prepared)
     by_key: dict[str, list[str]] = {}
-    question_names = source_names(question_files(paths))
+    question_names = source_names([p for p in found_files if is_questions_file(p)])
     for path, name in question_names.items():
         found, problems = read_questions(path, name)
         report.read[path.resolve()] = report.questions[name] = len(found)

@@ -101,6 +101,11 @@ class PaperMap(Mapping):
         return paper_id in self._row_of
 
 
+def _bundle_vector(query_bundle: QueryBundle, embed) -> np.ndarray:
+    """The query's own (unadapted) vector: the bundle's, or embedded from its text."""
+    return np.asarray(query_bundle.embedding) if query_bundle.embedding else embed(query_bundle.query_str)
+
+
 class ChromaChunksRetriever(BaseRetriever):
     """Dense retrieval: Chroma's HNSW query for the query vector, keeping only chunks the manifest names.
 
@@ -122,7 +127,7 @@ class ChromaChunksRetriever(BaseRetriever):
         self._adapt = adapt
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        raw = np.asarray(query_bundle.embedding) if query_bundle.embedding else self._embed(query_bundle.query_str)
+        raw = _bundle_vector(query_bundle, self._embed)
         query = self._adapt(raw).tolist()
         # Unfiltered first: Chroma's metadata filter costs a scan (one query at 100,000 chunks took
         # 395 ms median with `where`, 2.8 ms without, `evals/bench_scale_report.md`). Only when chunks
@@ -186,7 +191,7 @@ class QuestionRetriever(BaseRetriever):
         self._chunk_of = chunk_of
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        raw = np.asarray(query_bundle.embedding) if query_bundle.embedding else self._embed(query_bundle.query_str)
+        raw = _bundle_vector(query_bundle, self._embed)
         best = np.full(self._n_papers, -np.inf, dtype=np.float32)
         np.maximum.at(best, self._papers, self._vectors @ raw)
         top = np.argsort(-best, kind="stable")[: self._top_k]
