@@ -122,8 +122,9 @@ def index(
     """Build or update the index from the shipped corpus (default collection) and remembered PATHS."""
     from bot.indexing import sync
 
+    settings = _settings(collection)
     result = sync(
-        _settings(collection),
+        settings,
         paths=list(paths or []),
         rebuild=rebuild,
         progress=not as_json,
@@ -146,7 +147,10 @@ def index(
         "sentence_seconds": round(result.sentence_seconds, 2),
     }
     if not report.papers:
-        echo(f"paperbot: warning: no papers found in {get_settings().sources_dir} or the remembered paths", err=True)
+        where = settings.sources_dir or "the given paths"
+        only_questions = bool(report.questions) and not report.files
+        hint = "; question files only add example questions to papers indexed from other sources" if only_questions else ""
+        echo(f"paperbot: warning: no papers found in {where} or the remembered paths{hint}", err=True)
     if as_json:
         _print_json(summary)
         return

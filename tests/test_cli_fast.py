@@ -82,3 +82,18 @@ def test_usage_error_exits_2(cli, capsys):
     # A bad option value is a usage error too, found before the engine loads.
     assert main(["ask", FRACTAL_QUESTION, "--mode", "bogus"]) == 2
     assert "unknown mode 'bogus'" in capsys.readouterr().err
+
+
+def test_indexing_only_a_question_file_warns_that_it_needs_papers(cli, monkeypatch, tmp_path):
+    questions = tmp_path / "mine.questions.jsonl"
+    questions.write_text(json.dumps({"title": "A paper", "questions": ["why?"]}) + "\n", encoding="utf-8")
+    monkeypatch.setenv("PAPERBOT_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("PAPERBOT_COLLECTION", "questions-only")  # a new collection starts with no sources
+    monkeypatch.delenv("PAPERBOT_SOURCES_DIR")
+    get_settings.cache_clear()
+
+    result = cli.invoke(app, ["index", str(questions)])
+
+    assert result.exit_code == 0, result.output
+    assert "no papers found in the given paths or the remembered paths" in result.stderr
+    assert "question files only add example questions to papers indexed from other sources" in result.stderr
