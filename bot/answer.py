@@ -18,6 +18,7 @@ is the checked Answer.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,18 +28,28 @@ from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
-from bot.config import Settings, check_mode, get_settings
+from bot.config import ReaderSettings, Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
 from bot.llm import build_llm, describe_failure, model_errors
 from bot.reader import Passage, Reader, build_reader, check_reader
 from bot.retrieval import Filters, HybridRetriever
-from bot.schema import REFUSAL, Answer, Hit, Retrieval, Turn
+from bot.schema import REFUSAL, Answer, Hit, Paper, Retrieval, Turn
 from bot.text import check_question
 
 if TYPE_CHECKING:
+    import numpy as np
     from llama_index.core.llms import LLM
 
 log = logging.getLogger(__name__)
+
+# P(yes) is clipped to [1e-4, 1 - 1e-4] before the log-odds, as in the fit of the weights (a sure "no" is -9.2).
+LOGIT_FLOOR = 1e-4
+
+
+def judged_score(coverage: float, yes: float, cfg: ReaderSettings) -> float:
+    """The answer/refuse score with the reader: coverage plus ``reader_weight`` times the log-odds of ``yes``."""
+    p = min(max(yes, LOGIT_FLOOR), 1.0 - LOGIT_FLOOR)
+    return coverage + cfg.reader_weight * math.log(p / (1.0 - p))
 
 
 def refused_answer(question: str, standalone: str, retrieval: Retrieval, mode: str) -> Answer:
@@ -109,13 +120,14 @@ class Engine:
                 self._reader = build_reader(self.settings.reader)
             return self._reader
 
+    def passage(self, paper: Paper, query_vector: np.ndarray) -> Passage:
+        """What the reader reads of a paper: its title and its abstract sentences closest to the question."""
+        sentences = self.retriever.closest_sentences(paper, query_vector, self.settings.reader.sentences)
+        return Passage(paper.title, " ".join(sentences))
+
     def passages(self, standalone: str, retrieval: Retrieval, n: int) -> list[Passage]:
-        """What the reader reads of the top ``n`` papers: the title and the sentences closest to the question."""
-        count = self.settings.reader.sentences
-        return [
-            Passage(h.paper.title, " ".join(self.retriever.closest_sentences(h.paper, retrieval.query_vector, count)))
-            for h in retrieval.hits[:n]
-        ]
+        """What the reader reads of the top ``n`` papers (:meth:`passage`)."""
+        return [self.passage(h.paper, retrieval.query_vector) for h in retrieval.hits[:n]]
 
     def answerer(self, mode: str) -> Answerer:
         """The answerer for a resolved mode ("llm" may raise a model error: no endpoint)."""
@@ -144,17 +156,16 @@ class Engine:
     def judge(self, standalone: str, retrieval: Retrieval) -> Retrieval:
         """The retrieval with the reader's verdict, when the reader is on (``settings.reader``).
 
-        The reader reads the top ``candidates`` papers (title and closest sentences). A question
-        the coverage rule refuses is answered when a read paper's P(yes) reaches
-        ``rescue_threshold``; one it answers is refused when none reaches ``veto_threshold``.
-        With ``rerank`` the read papers are put in order of P(yes). See evals/README.md.
+        The reader reads the top ``candidates`` papers (title and closest sentences) and the
+        question is answered when :func:`judged_score` (coverage plus the best paper's log-odds,
+        weighted) reaches ``answer_threshold``. With ``rerank`` the read papers are put in order
+        of P(yes). See evals/README.md, "The cross-encoder reader".
         """
         cfg = self.settings.reader
         if not cfg.enabled or not retrieval.hits:
             return retrieval
         yes = self.reader().judge(standalone, self.passages(standalone, retrieval, cfg.candidates))
-        best = max(yes)
-        answered = best >= cfg.veto_threshold if retrieval.answered else best >= cfg.rescue_threshold
+        answered = judged_score(retrieval.coverage, max(yes), cfg) >= cfg.answer_threshold
         hits = retrieval.hits
         if cfg.rerank:
             order = sorted(range(len(yes)), key=lambda i: -yes[i])

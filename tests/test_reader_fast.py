@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from bot.answer import Engine
+from bot import reader as reader_module
+from bot.answer import Engine, judged_score
 from bot.config import ReaderSettings
-from bot.reader import ReaderUnavailable, check_reader
+from bot.embedding import ModelIntegrityError
+from bot.reader import CrossEncoderReader, Passage, ReaderUnavailable, build_reader, check_reader
 from bot.schema import REFUSAL
 from tests.fast_corpus import FRACTAL_QUESTION, FRACTAL_TITLE, OFF_TOPIC
 from tests.scripted_reader import ScriptedReader
@@ -50,9 +54,23 @@ def test_reader_reads_titles_and_closest_sentences_of_the_top_papers(tiny):
     assert len(closest) == 2 and all(s in top.abstract for s in closest)
 
 
+def test_judged_score_adds_the_weighted_log_odds_and_stays_finite():
+    cfg = ReaderSettings(reader_weight=0.1)
+    assert judged_score(0.5, 0.5, cfg) == pytest.approx(0.5)
+    assert judged_score(0.5, 0.8, cfg) == pytest.approx(0.5 + 0.1 * math.log(4))
+    assert judged_score(0.5, 0.0, cfg) == pytest.approx(0.5 - 0.1 * math.log((1 - 1e-4) / 1e-4))
+    assert judged_score(0.5, 1.0, cfg) == pytest.approx(0.5 + 0.1 * math.log((1 - 1e-4) / 1e-4))
+
+
+def _coverage(tiny) -> float:
+    return tiny.retrieve_for(FRACTAL_QUESTION).coverage
+
+
 def test_refused_question_is_answered_when_the_reader_says_a_paper_answers(tiny):
+    # Answer when the best P(yes) has log-odds >= 1 (P >= 0.73): 0.8 passes.
     reader = ScriptedReader([0.8, 0.1, 0.2])
-    engine = reader_engine(tiny, reader, refusal_threshold=REFUSE_ALL, rescue_threshold=0.5)
+    threshold = _coverage(tiny) + 0.1
+    engine = reader_engine(tiny, reader, REFUSE_ALL, reader_weight=0.1, answer_threshold=threshold)
     assert not engine.retrieve_for(FRACTAL_QUESTION).answered
 
     answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
@@ -62,27 +80,32 @@ def test_refused_question_is_answered_when_the_reader_says_a_paper_answers(tiny)
 
 
 def test_refused_question_stays_refused_when_the_reader_says_no(tiny):
-    engine = reader_engine(tiny, ScriptedReader([0.2, 0.1, 0.3]), refusal_threshold=REFUSE_ALL, rescue_threshold=0.5)
+    threshold = _coverage(tiny) + 0.1
+    engine = reader_engine(
+        tiny, ScriptedReader([0.2, 0.1, 0.3]), REFUSE_ALL, reader_weight=0.1, answer_threshold=threshold
+    )
 
     answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
 
     assert answer.refused and answer.answer == REFUSAL and not answer.citations and answer.hits
 
 
-def test_answered_question_is_refused_when_the_reader_vetoes_every_paper(tiny):
-    engine = reader_engine(tiny, ScriptedReader([0.2, 0.1, 0.3]), veto_threshold=0.4)
+def test_answered_question_is_refused_when_the_reader_says_no_to_every_paper(tiny):
+    # Answer when the best P(yes) reaches 0.5 (log-odds 0): 0.3 does not.
+    engine = reader_engine(tiny, ScriptedReader([0.2, 0.1, 0.3]), answer_threshold=_coverage(tiny))
+    assert engine.retrieve_for(FRACTAL_QUESTION).answered
 
     answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
 
     assert answer.refused and answer.answer == REFUSAL and not answer.citations
 
 
-def test_answered_question_stands_when_a_read_paper_passes_the_veto(tiny):
-    engine = reader_engine(tiny, ScriptedReader([0.6, 0.1, 0.3]), veto_threshold=0.4)
+def test_answered_question_stands_when_a_read_paper_answers(tiny):
+    engine = reader_engine(tiny, ScriptedReader([0.6, 0.1, 0.3]), answer_threshold=_coverage(tiny))
 
     answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
 
-    assert not answer.refused and answer.citations[0].title == FRACTAL_TITLE
+    assert not answer.refused and answer.confidence == "high" and answer.citations[0].title == FRACTAL_TITLE
 
 
 def test_rerank_puts_the_paper_the_reader_prefers_first(tiny):
@@ -105,13 +128,15 @@ def test_rerank_off_keeps_the_retrieval_order(tiny):
     assert judged.reader == [0.1, 0.9, 0.2]
 
 
-def test_reader_switched_on_without_a_model_fails_in_one_line(tiny, tmp_path):
+def test_gguf_reader_switched_on_without_a_model_fails_in_one_line(tiny, tmp_path):
     with pytest.raises(ReaderUnavailable, match="PAPERBOT_READER__MODEL_PATH"):
-        check_reader(ReaderSettings(enabled=True))
+        check_reader(ReaderSettings(enabled=True, backend="gguf"))
     missing = tmp_path / "none.gguf"
     with pytest.raises(ReaderUnavailable, match="not found") as info:
         Engine(
-            tiny.settings.model_copy(update={"reader": ReaderSettings(enabled=True, model_path=missing)}),
+            tiny.settings.model_copy(
+                update={"reader": ReaderSettings(enabled=True, backend="gguf", model_path=missing)}
+            ),
             store=tiny.store,
         )
     assert "\n" not in str(info.value) and str(missing) in str(info.value)
@@ -137,9 +162,11 @@ def test_eval_runs_record_whether_the_reader_judged(tiny):
 
     assert reader_label(tiny.settings) == "off"
     on = tiny.settings.model_copy(
-        update={"reader": ReaderSettings(enabled=True, model_path=Path("/m/qwen.gguf"), veto_threshold=0.45)}
+        update={"reader": ReaderSettings(backend="gguf", model_path=Path("/m/qwen.gguf"), answer_threshold=0.6)}
     )
-    assert reader_label(on).startswith("qwen.gguf (rescue 0.3, veto 0.45")
+    assert reader_label(on).startswith("qwen.gguf (weight 0.04, threshold 0.6")
+    shipped = tiny.settings.model_copy(update={"reader": ReaderSettings()})
+    assert reader_label(shipped).startswith("minilm cross-encoder (weight 0.04, threshold 0.55")
 
 
 def test_summaries_do_not_ask_the_reader(tiny):
@@ -156,3 +183,41 @@ def test_summaries_do_not_ask_the_reader(tiny):
     reader.replies.append([0.9])
     engine.ask(FRACTAL_QUESTION, mode="extractive")
     assert len(reader.calls) == 1
+
+
+# The shipped cross-encoder (backend "minilm"), the real model: it loads in well under a second.
+ANSWERING = Passage(
+    "Fractal image compression with iterated function systems",
+    "We encode an image as the fixed point of a contractive map and store only the map's coefficients.",
+)
+UNRELATED = Passage(
+    "Thompson sampling for Pareto bandits",
+    "We prove regret bounds for Thompson sampling with a noninformative prior when rewards are heavy-tailed.",
+)
+
+
+@pytest.fixture(scope="module")
+def cross_encoder():
+    return build_reader(ReaderSettings(enabled=True))
+
+
+def test_cross_encoder_prefers_the_passage_that_answers(cross_encoder):
+    question = "How can an image be stored as the coefficients of a self-similar map?"
+    yes = cross_encoder.judge(question, [UNRELATED, ANSWERING])
+
+    assert len(yes) == 2 and all(0.0 < p < 1.0 for p in yes)
+    assert yes[1] > 0.5 > yes[0]
+    assert cross_encoder.judge(question, [ANSWERING, UNRELATED]) == pytest.approx(yes[::-1], abs=1e-5)
+    assert cross_encoder.judge(question, []) == []
+
+
+def test_cross_encoder_reads_long_passages_to_its_token_budget(cross_encoder):
+    long = Passage(ANSWERING.title, " ".join([ANSWERING.text] * 60))
+    (yes,) = cross_encoder.judge("How is an image stored as a map's coefficients?", [long])
+    assert 0.0 < yes < 1.0
+
+
+def test_cross_encoder_with_a_changed_model_file_refuses_to_load(monkeypatch):
+    monkeypatch.setattr(reader_module, "CROSS_ENCODER_SHA256", "0" * 64)
+    with pytest.raises(ModelIntegrityError, match="does not match the pinned"):
+        CrossEncoderReader(ReaderSettings(enabled=True))

