@@ -27,6 +27,7 @@ from llama_index.core.base.response.schema import Response, StreamingResponse
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import NodeWithScore, TextNode
 
+from bot.answer_types import answer_type, states
 from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import ReaderSettings, Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
@@ -153,6 +154,13 @@ class Engine:
         covered = self.retriever.coverage(pieces, [h.paper for h in hits[: self.settings.top_k]])
         return Retrieval(hits, qvec, covered, bool(hits) and covered >= self.settings.refusal_threshold)
 
+    def sources_for(
+        self, standalone: str, k: int | None = None, filters: Filters | None = None, judge: bool = True
+    ) -> Retrieval:
+        """What the answer step gets: :meth:`retrieve_for`, then the reader's verdict and order (:meth:`judge`)."""
+        retrieval = self.retrieve_for(standalone, k=k, filters=filters)
+        return self.judge(standalone, retrieval) if judge else retrieval
+
     def judge(self, standalone: str, retrieval: Retrieval) -> Retrieval:
         """The retrieval with the reader's verdict, when the reader is on (``settings.reader``).
 
@@ -166,6 +174,11 @@ class Engine:
             return retrieval
         yes = self.reader().judge(standalone, self.passages(standalone, retrieval, cfg.candidates))
         answered = judged_score(retrieval.coverage, max(yes), cfg) >= cfg.answer_threshold
+        if not answered and retrieval.answered and cfg.trust_stated_answer:
+            # The reader says no to many answerable questions that ask for a figure the read sentences state.
+            kind = answer_type(standalone)
+            read = self.retriever.closest_sentences(retrieval.hits[0].paper, retrieval.query_vector, cfg.sentences)
+            answered = kind is not None and any(states(kind, sentence) for sentence in read)
         hits = retrieval.hits
         if cfg.rerank:
             order = sorted(range(len(yes)), key=lambda i: -yes[i])
@@ -211,9 +224,7 @@ class Engine:
             answerer, standalone = self.extractive, self.extractive.condense(question, history)
             notes.append(self._fell_back(exc))
 
-        retrieval = self.retrieve_for(standalone, k=k, filters=filters)
-        if judge:
-            retrieval = self.judge(standalone, retrieval)
+        retrieval = self.sources_for(standalone, k=k, filters=filters, judge=judge)
         answer = refused_answer(question, standalone, retrieval, answerer.mode)
         answer.notes = notes
         if not retrieval.answered:

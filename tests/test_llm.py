@@ -76,7 +76,7 @@ def assert_well_formed(answer: Answer) -> None:
 
 
 def test_answer_streams_with_verified_renumbered_citations(llm_engine, fake):
-    retrieval = llm_engine.retrieve_for(QUESTION)
+    retrieval = llm_engine.sources_for(QUESTION)
     hits = retrieval.hits
     assert retrieval.answered and hits[0].paper.title == FRACTAL
     # The model cites source 2 first, so it becomes [1] in the answer.
@@ -105,7 +105,7 @@ def test_answer_streams_with_verified_renumbered_citations(llm_engine, fake):
 
 
 def test_dangling_marker_is_removed_and_counted(llm_engine, fake):
-    hits = llm_engine.retrieve_for(QUESTION, k=3).hits
+    hits = llm_engine.sources_for(QUESTION, k=3).hits
     text = (
         f"{abstract_sentence(hits[0])} [1]. This finding is also reported elsewhere [9]. "
         f"{abstract_sentence(hits[2])} [3, 9]. {OFF_TOPIC} [1]."
@@ -126,7 +126,7 @@ def test_dangling_marker_is_removed_and_counted(llm_engine, fake):
 
 def test_markers_written_before_claims_belong_to_the_claim_after_them(llm_engine, fake):
     # Small models copy the numbered source list: "[1] Title: claim" rather than "claim [1]".
-    hits = llm_engine.retrieve_for(QUESTION, k=3).hits
+    hits = llm_engine.sources_for(QUESTION, k=3).hits
     text = f"[2] {abstract_sentence(hits[1])}.\n[1] {abstract_sentence(hits[0], -1)}."
     fake.play(Reply(text=text))
 
@@ -160,7 +160,7 @@ def test_model_refusal_gives_refused_answer_with_closest_papers(llm_engine, fake
 
 def test_irrelevant_question_is_refused_without_calling_the_model(llm_engine, fake):
     question = "What is the best recipe for banana bread with walnuts and brown butter?"
-    assert not llm_engine.retrieve_for(question).answered
+    assert not llm_engine.sources_for(question).answered
     fake.play(Reply(text="Use ripe bananas [1]."))
 
     _, answer = run(llm_engine, question)
@@ -170,7 +170,7 @@ def test_irrelevant_question_is_refused_without_calling_the_model(llm_engine, fa
 
 
 def test_rate_limit_is_retried_by_the_client(llm_engine, fake):
-    hits = llm_engine.retrieve_for(QUESTION).hits
+    hits = llm_engine.sources_for(QUESTION).hits
     fake.play(
         Reply(status=429, headers=FAST_RETRY, error="slow down"), Reply(text=f"{abstract_sentence(hits[0])} [1].")
     )
@@ -310,7 +310,7 @@ def test_failed_condense_falls_back_with_the_heuristic_rewrite(llm_engine, fake)
 
 
 def test_sources_are_trimmed_to_the_context_window(llm_engine, llm_settings):
-    hits = llm_engine.retrieve_for(QUESTION, k=5).hits
+    hits = llm_engine.sources_for(QUESTION, k=5).hits
     roomy = build_prompt(llm_settings, QUESTION, hits)
     assert len(roomy.sources) == 5 and all(h.paper.abstract[-40:] in roomy.text for h in hits)
 
@@ -361,7 +361,7 @@ def test_cli_prints_tokens_as_they_arrive_then_the_fallback_note(cli_env, fake):
 
 
 def test_cli_llm_answer_lists_only_cited_sources(cli_env, fake, llm_engine):
-    hits = llm_engine.retrieve_for(QUESTION).hits
+    hits = llm_engine.sources_for(QUESTION).hits
     fake.play(Reply(text=f"{abstract_sentence(hits[0], -1)} [1]. Nothing else is known [7]."))
     proc = _cli(cli_env, fake)
     stdout, stderr = (b.decode() for b in proc.communicate(timeout=300))

@@ -221,3 +221,20 @@ def test_cross_encoder_with_a_changed_model_file_refuses_to_load(monkeypatch):
     monkeypatch.setattr(reader_module, "CROSS_ENCODER_SHA256", "0" * 64)
     with pytest.raises(ModelIntegrityError, match="does not match the pinned"):
         CrossEncoderReader(ReaderSettings(enabled=True))
+
+
+PAELLA_STEPS = "How many sampling steps does the Paella text-to-image model need?"
+
+
+def test_reader_cannot_refuse_a_figure_the_read_sentences_state(tiny):
+    # The coverage rule answers; the reader says no; the top paper's read sentences state a number.
+    engine = reader_engine(tiny, ScriptedReader([0.01, 0.01, 0.01], [0.01, 0.01, 0.01]), answer_threshold=0.99)
+    retrieval = engine.retrieve_for(PAELLA_STEPS)
+    assert retrieval.answered and retrieval.hits[0].paper.title.startswith("Fast Text-Conditional")
+
+    assert engine.judge(PAELLA_STEPS, retrieval).answered
+    # Without the rule, or for a question that asks for no figure, the reader's no stands.
+    strict = reader_engine(tiny, ScriptedReader([0.01, 0.01, 0.01]), answer_threshold=0.99, trust_stated_answer=False)
+    assert not strict.judge(PAELLA_STEPS, retrieval).answered
+    plain = engine.retrieve_for(FRACTAL_QUESTION)
+    assert plain.answered and not engine.judge(FRACTAL_QUESTION, plain).answered
