@@ -62,6 +62,14 @@ def rules() -> dict[str, callable]:
     return out
 
 
+def _jsonl(path: str) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _rows_by_id(dataset: str) -> dict[str, dict]:
+    return {row["id"]: row for row in _jsonl(dataset)}
+
+
 # The combined rule's threshold: the score below which this share of the answerable questions falls.
 FALSE_REFUSAL_CAP = 0.04
 
@@ -73,15 +81,8 @@ def fit_combined(pairs: list[list[str]]) -> None:
 
     records = []
     for cache, dataset in pairs:
-        rows = {}
-        for line in Path(dataset).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[row["id"]] = row
-        for line in Path(cache).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                c = json.loads(line)
-                records.append({**c, "row": rows[c["id"]], "set": Path(dataset).name})
+        rows = _rows_by_id(dataset)
+        records += [{**c, "row": rows[c["id"]], "set": Path(dataset).name} for c in _jsonl(cache)]
     unit = ReaderSettings(reader_weight=1.0)
     log_odds = np.array([judged_score(0.0, max(r["yes"]), unit) for r in records])
     coverage = np.array([r["coverage"] for r in records])
@@ -204,12 +205,8 @@ def main() -> None:
     _, manifest = open_index(get_settings())
     gold_index = GoldIndex(manifest.papers)
     for cache, dataset in pairs:
-        rows = {}
-        for line in Path(dataset).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[row["id"]] = row
-        cached = [json.loads(line) for line in Path(cache).read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = _rows_by_id(dataset)
+        cached = _jsonl(cache)
         records = []
         for c in cached:
             row = rows[c["id"]]
