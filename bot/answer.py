@@ -184,7 +184,17 @@ class Engine:
             order = sorted(range(len(yes)), key=lambda i: -yes[i])
             hits = [hits[i] for i in order] + hits[len(yes) :]
             yes = [yes[i] for i in order]
-        return Retrieval(hits, retrieval.query_vector, retrieval.coverage, answered, reader=yes)
+        qvec = retrieval.query_vector
+        best = self.best_sentence(standalone, hits[0].paper, qvec) if answered and cfg.quote_best_sentence else None
+        return Retrieval(hits, qvec, retrieval.coverage, answered, reader=yes, read_sentence=best)
+
+    def best_sentence(self, standalone: str, paper: Paper, query_vector: np.ndarray) -> str | None:
+        """Of the paper's ``quote_candidates`` sentences closest to the question, the one the reader rates highest."""
+        sentences = self.retriever.closest_sentences(paper, query_vector, self.settings.reader.quote_candidates)
+        if not sentences:
+            return None
+        yes = self.reader().judge(standalone, [Passage(paper.title, sentence) for sentence in sentences])
+        return sentences[max(range(len(sentences)), key=yes.__getitem__)]
 
     # -- answers ---------------------------------------------------------
     def ask(

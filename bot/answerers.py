@@ -130,7 +130,9 @@ class ExtractiveAnswerer:
         return condense_heuristic(question, history, self.settings)
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
-        choice = self.answer(question, retrieval.hits, retrieval.query_vector, retrieval.reader)
+        choice = self.answer(
+            question, retrieval.hits, retrieval.query_vector, retrieval.reader, retrieval.read_sentence
+        )
         if choice.not_stated is not None:
             # The closest evidence, said to lack the asked-for detail: a refusal of the detail.
             text = f"{NOT_STATED.format(what=choice.not_stated)} The closest paper says: {choice.sentences[0].text}"
@@ -145,7 +147,14 @@ class ExtractiveAnswerer:
         text = " ".join(s.text for s in choice.sentences)
         yield Draft(Checked(text=text, sentences=choice.sentences, citations=choice.citations, dangling=0))
 
-    def answer(self, question: str, hits: list[Hit], qvec: np.ndarray, reader: list[float] | None = None) -> Choice:
+    def answer(
+        self,
+        question: str,
+        hits: list[Hit],
+        qvec: np.ndarray,
+        reader: list[float] | None = None,
+        read_sentence: str | None = None,
+    ) -> Choice:
         """The chosen sentences, each cited, and the citations in order of first use.
 
         A sentence is a candidate when its length is in range, it is no housekeeping
@@ -159,7 +168,8 @@ class ExtractiveAnswerer:
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
         reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
-        one whose P(yes) is under ``reader.cite_threshold`` is not quoted.
+        one whose P(yes) is under ``reader.cite_threshold`` is not quoted. ``read_sentence``: the top
+        paper's sentence the reader rates highest; it is quoted as :meth:`_with_detail`'s sentence is.
         """
         cfg = self.settings.extractive
         asked = answer_type(question)
@@ -228,6 +238,10 @@ class ExtractiveAnswerer:
                 break
             chosen.append(best)
             per_paper[candidates[best][0]] = per_paper.get(candidates[best][0], 0) + 1
+        if read_sentence is not None:
+            read = [i for i, (h, text) in enumerate(candidates) if h == 0 and text == read_sentence]
+            if read:
+                chosen = self._quote(chosen, 0, read[0], candidates)
         if asked is not None and cfg.detail_sentence:
             chosen = self._with_detail(chosen, anchor, asked, question, candidates, score)
         return self._cite(chosen, candidates, hits)
@@ -264,6 +278,19 @@ class ExtractiveAnswerer:
         if best is None or fit(best)[0] < cfg.detail_min_overlap:
             return chosen
         if any(states(kind, candidates[i][1]) and fit(i)[0] >= fit(best)[0] for i in mine):
+            return chosen
+        return self._quote(chosen, paper, best, candidates)
+
+    def _quote(self, chosen: list[int], paper: int, best: int, candidates: list[tuple[int, str]]) -> list[int]:
+        """``chosen`` with candidate ``best`` of hit ``paper`` quoted after the paper's first chosen sentence.
+
+        It takes the place of the paper's last sentence when the paper is at ``max_per_paper``, or, when
+        the answer is full, of the last sentence of a paper quoted twice. Nothing changes when it is
+        already quoted, when the paper is not quoted, or when the answer is full of papers quoted once.
+        """
+        cfg = self.settings.extractive
+        mine = [i for i in chosen if candidates[i][0] == paper]
+        if best in chosen or not mine:
             return chosen
         drop = None
         if len(mine) >= cfg.max_per_paper:

@@ -99,6 +99,7 @@ class Retrieval:
     coverage: float  # how fully the top papers cover the question's words (the refusal rule's score)
     answered: bool  # coverage reaches the refusal threshold (or the reader's rule says so)
     reader: list[float] | None = None  # the reader's P(yes) for the top hits, when it read them
+    read_sentence: str | None = None  # the top paper's sentence the reader rates highest, when it read them
 
 
 @dataclass

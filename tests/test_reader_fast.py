@@ -17,7 +17,8 @@ from tests.scripted_reader import ScriptedReader
 
 
 def reader_engine(tiny, reader: ScriptedReader, refusal_threshold: float | None = None, **update) -> Engine:
-    cfg = tiny.settings.reader.model_copy(update={"enabled": True, **update})
+    # One scripted verdict per question: the reader's pick of the top paper's sentence is tested on its own.
+    cfg = tiny.settings.reader.model_copy(update={"enabled": True, "quote_best_sentence": False, **update})
     changes = {"reader": cfg}
     if refusal_threshold is not None:
         changes["refusal_threshold"] = refusal_threshold
@@ -238,3 +239,25 @@ def test_reader_cannot_refuse_a_figure_the_read_sentences_state(tiny):
     assert not strict.judge(PAELLA_STEPS, retrieval).answered
     plain = engine.retrieve_for(FRACTAL_QUESTION)
     assert plain.answered and not engine.judge(FRACTAL_QUESTION, plain).answered
+
+
+def test_the_sentence_the_reader_rates_highest_is_quoted(tiny):
+    plain = tiny.ask(FRACTAL_QUESTION, mode="extractive")
+    top = tiny.retrieve_for(FRACTAL_QUESTION).hits[0].paper
+    sentences, _ = tiny.retriever.sentence_vectors(top)
+    quoted = {s.text.rsplit(" [", 1)[0] for s in plain.sentences}
+    pick = next(i for i, s in enumerate(sentences) if s not in quoted and 40 <= len(s) <= 400)
+    verdicts = [0.0] * len(sentences)
+    verdicts[pick] = 0.9
+    reader = ScriptedReader([0.9, 0.1, 0.1], verdicts)
+    cfg = tiny.settings.reader.model_copy(update={"enabled": True, "quote_best_sentence": True})
+    # Room for one more sentence: a full answer of papers quoted once keeps its sentences.
+    settings = tiny.settings.model_copy(update={"reader": cfg, "answer_sentences": len(plain.sentences) + 1})
+    engine = Engine(settings, store=tiny.store, reader=reader)
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    question, passages = reader.calls[1]
+    assert [p.text for p in passages] == sentences and all(p.title == top.title for p in passages)
+    assert any(s.text.startswith(sentences[pick][:30]) for s in answer.sentences)  # shown with markup cleaned
+    assert {c.title for c in answer.citations} <= {c.title for c in plain.citations} | {top.title}
