@@ -252,9 +252,9 @@ class SummarySettings(BaseModel):
 class ReaderSettings(BaseModel):
     """The reader: a small local model that judges whether a paper answers the question (PAPERBOT_READER__<NAME>)."""
 
-    # On: the shipped cross-encoder reads 3 papers in a median 0.08 s (styles_dev). With it, the dev sets'
-    # unanswerable questions refused 0.61 -> 0.79 (styles) at 0.026 -> 0.034 answerable refused
-    # (evals/README.md, "The cross-encoder reader"). A GGUF model (backend "gguf") takes 13-27 s a question.
+    # On: the shipped cross-encoder reads 3 papers in a median 0.08 s (styles_dev). With it and the rules
+    # below, the dev style sets' unanswerable questions refused 0.61 -> 0.78 at 0.026 -> 0.029 answerable
+    # refused (evals/README.md, "The cross-encoder reader"). A GGUF model (backend "gguf") takes 13-27 s.
     enabled: bool = Field(True, description="Let the reader judge the answer/refuse decision (see README).")
     backend: Literal["minilm", "gguf"] = Field(
         "minilm", description="minilm: the shipped cross-encoder; gguf: the chat model at model_path (slow)."
@@ -274,7 +274,7 @@ class ReaderSettings(BaseModel):
     answer_threshold: float = Field(
         0.55, description="With the reader, answer when coverage + reader_weight * logit(P(yes)) reaches this."
     )
-    # styles_dev lookup citation recall 0.69 -> 0.77 (precision 0.75 -> 0.79).
+    # Measured with the GGUF reader: styles_dev lookup citation recall 0.69 -> 0.77 (precision 0.75 -> 0.79).
     rerank: bool = Field(True, description="Put the read papers in order of the reader's P(yes).")
     # Of the dev questions the coverage rule answers and the reader refuses, 8 answerable and 2 near misses
     # ask for a quantity the top paper's read sentences state (8 detail questions of the older sets).
@@ -286,7 +286,8 @@ class ReaderSettings(BaseModel):
     quote_best_sentence: bool = Field(
         True, description="Extractive answers quote the top paper's sentence the reader rates highest."
     )
-    # Every sentence (a median 107 ms a warm ask, p95 163 ms on evals/questions.jsonl) against the 6 closest.
+    # Reading every sentence: dev detail found 0.83, warm ask p95 190 ms on evals/questions.jsonl; the 6
+    # closest: 0.80, p95 119-124 ms.
     quote_candidates: int = Field(6, ge=1, description="The top paper's sentences closest to the question read.")
     # The cross-encoder on the 1,047 dev questions, cite 0 -> 0.1: styles lookup P 0.794 -> 0.827, multi R
     # 0.658 -> 0.625 (older sets 0.689 -> 0.673); multi recall is the target missed, so nothing is held back.
