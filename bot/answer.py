@@ -118,7 +118,8 @@ class Engine:
         """The injected reader, or the one the settings describe (built once, on first use)."""
         with self._llm_lock:
             if self._reader is None:
-                self._reader = build_reader(self.settings.reader)
+                cfg = self.settings
+                self._reader = build_reader(cfg.reader, cfg.onnx_threads, cfg.onnx_spinning)
             return self._reader
 
     def passage(self, paper: Paper, query_vector: np.ndarray) -> Passage:

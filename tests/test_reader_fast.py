@@ -221,7 +221,7 @@ def test_cross_encoder_reads_long_passages_to_its_token_budget(cross_encoder):
 def test_cross_encoder_with_a_changed_model_file_refuses_to_load(monkeypatch):
     monkeypatch.setattr(reader_module, "CROSS_ENCODER_SHA256", "0" * 64)
     with pytest.raises(ModelIntegrityError, match="does not match the pinned"):
-        CrossEncoderReader(ReaderSettings(enabled=True))
+        CrossEncoderReader(ReaderSettings(enabled=True), threads=1, spinning=False)
 
 
 PAELLA_STEPS = "How many sampling steps does the Paella text-to-image model need?"
