@@ -174,8 +174,11 @@ class ExtractiveAnswerer:
         cfg = self.settings.extractive
         asked = answer_type(question)
         kind = asked if cfg.check_answer_type else None
-        # One paper answers a lookup; a question about several papers cites each that answers.
-        ratio = 0.0 if asks_for_several(question) else cfg.other_paper_ratio
+        # One paper answers a lookup; a question about several papers cites each that answers, one
+        # sentence each, so that the answer has room for more of them.
+        several = asks_for_several(question)
+        ratio = 0.0 if several else cfg.other_paper_ratio
+        per_paper_cap = cfg.several_max_per_paper if several else cfg.max_per_paper
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
         rows: list[np.ndarray] = []
         for h, hit in enumerate(hits):
@@ -219,7 +222,7 @@ class ExtractiveAnswerer:
             best, best_value = -1, -1e9
             for i in order:
                 h = candidates[i][0]
-                if i in chosen or per_paper.get(h, 0) >= cfg.max_per_paper or score[i] < floor:
+                if i in chosen or per_paper.get(h, 0) >= per_paper_cap or score[i] < floor:
                     continue
                 if h != anchor and score[i] < ratio * reference:
                     continue
@@ -241,9 +244,9 @@ class ExtractiveAnswerer:
         if read_sentence is not None:
             read = [i for i, (h, text) in enumerate(candidates) if h == 0 and text == read_sentence]
             if read:
-                chosen = self._quote(chosen, 0, read[0], candidates)
+                chosen = self._quote(chosen, 0, read[0], candidates, per_paper_cap)
         if asked is not None and cfg.detail_sentence:
-            chosen = self._with_detail(chosen, anchor, asked, question, candidates, score)
+            chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
         return self._cite(chosen, candidates, hits)
 
     def _with_detail(
@@ -254,12 +257,13 @@ class ExtractiveAnswerer:
         question: str,
         candidates: list[tuple[int, str]],
         score: np.ndarray,
+        cap: int,
     ) -> list[int]:
         """``chosen`` with the sentence of hit ``paper`` that best answers a question asking for ``kind``.
 
         That sentence states the kind and shares the most words with the asking clause (at least
         ``detail_min_overlap``; ties go to the higher score). It follows the paper's first chosen
-        sentence, taking the place of the paper's last one when the paper is at ``max_per_paper``,
+        sentence, taking the place of the paper's last one when the paper is at ``cap`` sentences,
         or, when the answer is full, of the last sentence of a paper quoted twice. The cited papers
         never change: nothing changes when the paper is not quoted, when a quoted sentence of it
         already does as well, or when the answer is full of papers quoted once.
@@ -279,21 +283,22 @@ class ExtractiveAnswerer:
             return chosen
         if any(states(kind, candidates[i][1]) and fit(i)[0] >= fit(best)[0] for i in mine):
             return chosen
-        return self._quote(chosen, paper, best, candidates)
+        return self._quote(chosen, paper, best, candidates, cap)
 
-    def _quote(self, chosen: list[int], paper: int, best: int, candidates: list[tuple[int, str]]) -> list[int]:
+    def _quote(
+        self, chosen: list[int], paper: int, best: int, candidates: list[tuple[int, str]], cap: int
+    ) -> list[int]:
         """``chosen`` with candidate ``best`` of hit ``paper`` quoted after the paper's first chosen sentence.
 
-        It takes the place of the paper's last sentence when the paper is at ``max_per_paper``, or, when
+        It takes the place of the paper's last sentence when the paper is at ``cap`` sentences, or, when
         the answer is full, of the last sentence of a paper quoted twice. Nothing changes when it is
         already quoted, when the paper is not quoted, or when the answer is full of papers quoted once.
         """
-        cfg = self.settings.extractive
         mine = [i for i in chosen if candidates[i][0] == paper]
         if best in chosen or not mine:
             return chosen
         drop = None
-        if len(mine) >= cfg.max_per_paper:
+        if len(mine) >= cap:
             drop = mine[-1]
         elif len(chosen) >= self.settings.answer_sentences:
             papers = [candidates[i][0] for i in chosen]

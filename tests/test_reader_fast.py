@@ -163,11 +163,18 @@ def test_eval_runs_record_whether_the_reader_judged(tiny):
 
     assert reader_label(tiny.settings) == "off"
     on = tiny.settings.model_copy(
-        update={"reader": ReaderSettings(backend="gguf", model_path=Path("/m/qwen.gguf"), answer_threshold=0.6)}
+        update={
+            "reader": ReaderSettings(
+                backend="gguf", model_path=Path("/m/qwen.gguf"), reader_weight=0.05, answer_threshold=0.6
+            )
+        }
     )
-    assert reader_label(on).startswith("qwen.gguf (weight 0.04, threshold 0.6")
+    assert reader_label(on).startswith("qwen.gguf (weight 0.05, threshold 0.6")
     shipped = tiny.settings.model_copy(update={"reader": ReaderSettings()})
-    assert reader_label(shipped).startswith("minilm cross-encoder (weight 0.04, threshold 0.55")
+    cfg = ReaderSettings()
+    assert reader_label(shipped).startswith(
+        f"minilm cross-encoder (weight {cfg.reader_weight:g}, threshold {cfg.answer_threshold:g}"
+    )
 
 
 def test_summaries_do_not_ask_the_reader(tiny):
