@@ -104,8 +104,8 @@ class ExtractiveSettings(BaseModel):
         0.7, description="A sentence's score: this share of its cosine to the question, the rest its paper's."
     )
     max_per_paper: int = Field(2, description="Most sentences quoted from one paper.")
-    # Dev style sets, multi citation recall 0.70 -> 0.73 (with 5 answer sentences); applied to every
-    # question it cost detail questions 0.79 -> 0.73, so lookups keep max_per_paper.
+    # Dev style sets (measured with a trial reader), multi citation recall 0.70 -> 0.73 on top of 5 answer
+    # sentences; applied to every question it cost detail questions 0.79 -> 0.73, so lookups keep max_per_paper.
     several_max_per_paper: int = Field(
         1, ge=1, description="Most sentences quoted from one paper when the question asks for several papers."
     )
@@ -271,21 +271,18 @@ class ReaderSettings(BaseModel):
     # 5 sentences (the cross-encoder was trained on 3): more answerable questions refused on every style.
     sentences: int = Field(3, ge=1, description="Abstract sentences closest to the question it reads of each paper.")
     # A logistic fit of answerable vs unanswerable over the 1,047 dev questions (styles_dev, styles1-4 and the
-    # seven older sets) with the second cross-encoder gave coverage 15.28 and log-odds 0.59, so 0.039 coverage
-    # a unit; the threshold leaves 4% of their answerable questions refused (evals/tune_reader.py --combined;
-    # the first cross-encoder: 0.04 and 0.55).
+    # seven older sets) gave coverage 14.46 and log-odds 0.58, so 0.04 coverage a unit; the threshold leaves
+    # 4% of their answerable questions refused (evals/tune_reader.py --combined).
     reader_weight: float = Field(
-        0.039, description="Coverage points one unit of the reader's log-odds (best read paper) adds to the score."
+        0.04, description="Coverage points one unit of the reader's log-odds (best read paper) adds to the score."
     )
     answer_threshold: float = Field(
-        0.56, description="With the reader, answer when coverage + reader_weight * logit(P(yes)) reaches this."
+        0.55, description="With the reader, answer when coverage + reader_weight * logit(P(yes)) reaches this."
     )
     # Measured with the GGUF reader: styles_dev lookup citation recall 0.69 -> 0.77 (precision 0.75 -> 0.79).
     rerank: bool = Field(True, description="Put the read papers in order of the reader's P(yes).")
     # Of the dev questions the coverage rule answers and the reader refuses, 8 answerable and 2 near misses
-    # ask for a quantity the top paper's read sentences state (8 detail questions of the older sets). With the
-    # second cross-encoder, off: dev style sets' near misses refused 0.70 -> 0.76, but answerable refused
-    # 0.04 -> 0.05 (typo 0.07 -> 0.10) and detail found 0.79 -> 0.75; kept on.
+    # ask for a quantity the top paper's read sentences state (8 detail questions of the older sets).
     trust_stated_answer: bool = Field(
         True, description="The reader cannot refuse what coverage answers when the read sentences state the asked kind."
     )
@@ -455,8 +452,8 @@ class Settings(BaseSettings):
         0.57, description="Answers whose coverage is below this are shown as low confidence (may not answer)."
     )
     sentence_floor: float = Field(0.336, description="An answer sentence must score at least this much.")
-    # Dev style sets with the second cross-encoder: 4 -> 5 multi citation recall 0.67 -> 0.70, lookup
-    # precision 0.79 unchanged, recall 0.94 -> 0.95.
+    # 4 -> 5 together with several_max_per_paper 1: dev style sets' multi citation recall 0.66 -> 0.71
+    # (older sets 0.69 -> 0.72), lookup precision 0.79 unchanged; blind styles5-7 multi 0.70 -> 0.74.
     answer_sentences: int = Field(5, ge=1, description="Most sentences in an extractive answer.")
     answer_min_ratio: float = Field(
         0.75, description="An answer sentence must score this share of the best one (tuned on dev)."

@@ -34,7 +34,7 @@ from bot.config import ReaderSettings
 from bot.errors import UserError
 
 CROSS_ENCODER_PATH = Path(__file__).parent / "data" / "reader-minilm-int8.onnx"
-CROSS_ENCODER_SHA256 = "735470370cedd787d05fe5701c1155c02cbce3434793e2659ad62bf721250992"
+CROSS_ENCODER_SHA256 = "6d82fab4ccff4f24584f95aba655cd43d2bfefc3a9332f7505135b04a712c20c"
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

@@ -14,12 +14,13 @@ and abstracts and ran no retrieval (no eval set enters the training):
 - near misses, label 0, read with their own paper (on its topic, asking what its abstract does not
   state): evals/near_miss_questions.jsonl (1 a paper) and evals/reader_questions.jsonl
   ("near_miss": one in everyday words, one keyword query or expert question);
-- a second round, written the same way on 2026-11-30 (evals/reader_questions2.jsonl), two of
-  each a paper: answerable, one chatty asking for a stated detail and one in everyday words;
-  near misses, one chatty (every second one asking for two unstated things) and one in everyday
-  words or as keywords;
 - other papers, label 0: an answerable question read with the other papers among the top 3 the
-  engine retrieves for it (a sample of them, ``--other-keep``);
+  engine retrieves for it (a sample of them, ``--other-keep``).
+With ``pairs --second-round`` (measured, not shipped: evals/README.md, "A second cross-encoder"):
+- a second round of questions written the same way (evals/reader_questions2.jsonl), two of each
+  a paper: answerable, one chatty asking for a stated detail and one in everyday words; near
+  misses, one chatty (every second one asking for two unstated things) and one in everyday words
+  or as keywords;
 - single sentences (the best-sentence pass, Engine.best_sentence): for the expert question of
   evals/reader_questions.jsonl, the abstract sentence a helper marked as stating its answer
   (evals/reader_sentences.jsonl) is a yes and the other sentences among the closest read are a no.
@@ -57,11 +58,12 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-QUESTION_FILES = ("reader_questions.jsonl", "reader_questions2.jsonl")
+QUESTION_FILES = ("reader_questions.jsonl",)
+SECOND_ROUND = "reader_questions2.jsonl"
 SENTENCE_LABELS = "reader_sentences.jsonl"
 
 
-def make_pairs(out: Path) -> None:
+def make_pairs(out: Path, second_round: bool) -> None:
     from bot.answer import Engine
     from bot.config import get_settings
     from bot.reader import Passage
@@ -72,7 +74,7 @@ def make_pairs(out: Path) -> None:
         questions += [(q, row["paper_id"], 1) for q in row["questions"]]
     for row in _rows(ROOT / "evals" / "near_miss_questions.jsonl"):
         questions.append((row["question"], row["paper_id"], 0))
-    for name in QUESTION_FILES:
+    for name in QUESTION_FILES + ((SECOND_ROUND,) if second_round else ()):
         for row in _rows(ROOT / "evals" / name):
             questions += [(q, row["paper_id"], 1) for q in row["answerable"]]
             questions += [(q, row["paper_id"], 0) for q in row["near_miss"]]
@@ -92,7 +94,7 @@ def make_pairs(out: Path) -> None:
         # The best-sentence pass (Engine.best_sentence) reads one sentence at a time: the labelled
         # answer sentence is a yes, the other sentences among the closest it reads are a no.
         n = engine.settings.reader.quote_candidates
-        for row in _rows(ROOT / "evals" / SENTENCE_LABELS):
+        for row in _rows(ROOT / "evals" / SENTENCE_LABELS) if second_round else []:
             if not row["answer_sentences"]:
                 continue
             paper = engine.retriever.paper(row["paper_id"])
@@ -257,6 +259,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pairs", help="write the training pairs (needs the index)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--second-round",
+        action="store_true",
+        help="add evals/reader_questions2.jsonl and the labelled sentences (measured, not shipped: evals/README.md)",
+    )
     p = sub.add_parser("fit", help="fine-tune the cross-encoder on the pairs")
     p.add_argument("pairs", type=Path)
     p.add_argument("--out", type=Path, required=True)
@@ -275,7 +282,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=CROSS_ENCODER_PATH)
     args = parser.parse_args()
     if args.command == "pairs":
-        make_pairs(args.out)
+        make_pairs(args.out, args.second_round)
     elif args.command == "fit":
         fit(args.pairs, args.out, args)
     else:
