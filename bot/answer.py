@@ -186,16 +186,19 @@ class Engine:
             hits = [hits[i] for i in order] + hits[len(yes) :]
             yes = [yes[i] for i in order]
         qvec = retrieval.query_vector
-        best = self.best_sentence(standalone, hits[0].paper, qvec) if answered and cfg.quote_best_sentence else None
-        return Retrieval(hits, qvec, retrieval.coverage, answered, reader=yes, read_sentence=best)
+        best = self.best_sentences(standalone, hits[0].paper, qvec) if answered and cfg.quote_best_sentence else []
+        return Retrieval(hits, qvec, retrieval.coverage, answered, reader=yes, read_sentences=best)
 
-    def best_sentence(self, standalone: str, paper: Paper, query_vector: np.ndarray) -> str | None:
-        """Of the paper's ``quote_candidates`` sentences closest to the question, the one the reader rates highest."""
-        sentences = self.retriever.closest_sentences(paper, query_vector, self.settings.reader.quote_candidates)
+    def best_sentences(self, standalone: str, paper: Paper, query_vector: np.ndarray) -> list[str]:
+        """Of the paper's ``quote_candidates`` sentences closest to the question, the ``quote_sentences`` the
+        reader rates highest, best first."""
+        cfg = self.settings.reader
+        sentences = self.retriever.closest_sentences(paper, query_vector, cfg.quote_candidates)
         if not sentences:
-            return None
+            return []
         yes = self.reader().judge(standalone, [Passage(paper.title, sentence) for sentence in sentences])
-        return sentences[max(range(len(sentences)), key=yes.__getitem__)]
+        order = sorted(range(len(sentences)), key=lambda i: -yes[i])
+        return [sentences[i] for i in order[: cfg.quote_sentences]]
 
     # -- answers ---------------------------------------------------------
     def ask(

@@ -131,7 +131,7 @@ class ExtractiveAnswerer:
 
     def stream(self, question: str, retrieval: Retrieval) -> Iterator[str | Draft]:
         choice = self.answer(
-            question, retrieval.hits, retrieval.query_vector, retrieval.reader, retrieval.read_sentence
+            question, retrieval.hits, retrieval.query_vector, retrieval.reader, retrieval.read_sentences
         )
         if choice.not_stated is not None:
             # The closest evidence, said to lack the asked-for detail: a refusal of the detail.
@@ -153,7 +153,7 @@ class ExtractiveAnswerer:
         hits: list[Hit],
         qvec: np.ndarray,
         reader: list[float] | None = None,
-        read_sentence: str | None = None,
+        read_sentences: list[str] | None = None,
     ) -> Choice:
         """The chosen sentences, each cited, and the citations in order of first use.
 
@@ -168,8 +168,9 @@ class ExtractiveAnswerer:
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
         reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
-        one whose P(yes) is under ``reader.cite_threshold`` is not quoted. ``read_sentence``: the top
-        paper's sentence the reader rates highest; it is quoted as :meth:`_with_detail`'s sentence is.
+        one whose P(yes) is under ``reader.cite_threshold`` is not quoted. ``read_sentences``: the top
+        paper's sentences the reader rates highest, best first; each is quoted as :meth:`_with_detail`'s
+        sentence is, the paper taking one more sentence for each after the first.
         """
         cfg = self.settings.extractive
         asked = answer_type(question)
@@ -241,10 +242,11 @@ class ExtractiveAnswerer:
                 break
             chosen.append(best)
             per_paper[candidates[best][0]] = per_paper.get(candidates[best][0], 0) + 1
-        if read_sentence is not None:
-            read = [i for i, (h, text) in enumerate(candidates) if h == 0 and text == read_sentence]
+        # Each is quoted right after the paper's first sentence, so a later one comes ahead of the best one.
+        for extra, text in enumerate(read_sentences or []):
+            read = [i for i, (h, sentence) in enumerate(candidates) if h == 0 and sentence == text]
             if read:
-                chosen = self._quote(chosen, 0, read[0], candidates, per_paper_cap)
+                chosen = self._quote(chosen, 0, read[0], candidates, per_paper_cap + extra)
         if asked is not None and cfg.detail_sentence:
             chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
         return self._cite(chosen, candidates, hits)

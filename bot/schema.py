@@ -99,7 +99,8 @@ class Retrieval:
     coverage: float  # how fully the top papers cover the question's words (the refusal rule's score)
     answered: bool  # coverage reaches the refusal threshold (or the reader's rule says so)
     reader: list[float] | None = None  # the reader's P(yes) for the top hits, when it read them
-    read_sentence: str | None = None  # the top paper's sentence the reader rates highest, when it read them
+    # The top paper's sentences the reader rates highest, best first, when it read them.
+    read_sentences: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -268,3 +268,23 @@ def test_the_sentence_the_reader_rates_highest_is_quoted(tiny):
     assert [p.text for p in passages] == sentences and all(p.title == top.title for p in passages)
     assert any(s.text.startswith(sentences[pick][:30]) for s in answer.sentences)  # shown with markup cleaned
     assert {c.title for c in answer.citations} <= {c.title for c in plain.citations} | {top.title}
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_reader_s_best_sentences_are_quoted(tiny, n):
+    plain = tiny.ask(FRACTAL_QUESTION, mode="extractive")
+    top = tiny.retrieve_for(FRACTAL_QUESTION).hits[0].paper
+    sentences, _ = tiny.retriever.sentence_vectors(top)
+    quoted = {s.text.rsplit(" [", 1)[0] for s in plain.sentences}
+    picks = [i for i, s in enumerate(sentences) if s not in quoted and 40 <= len(s) <= 400][:2]
+    verdicts = [0.0] * len(sentences)
+    verdicts[picks[0]], verdicts[picks[1]] = 0.9, 0.8
+    reader = ScriptedReader([0.9, 0.1, 0.1], verdicts)
+    cfg = tiny.settings.reader.model_copy(
+        update={"enabled": True, "quote_best_sentence": True, "quote_sentences": n, "quote_candidates": len(sentences)}
+    )
+    settings = tiny.settings.model_copy(update={"reader": cfg, "answer_sentences": len(plain.sentences) + 2})
+    answer = Engine(settings, store=tiny.store, reader=reader).ask(FRACTAL_QUESTION, mode="extractive")
+
+    shown = [any(s.text.startswith(sentences[i][:30]) for s in answer.sentences) for i in picks]
+    assert shown == [True, n == 2]
