@@ -179,6 +179,8 @@ def _answer(text: str, refused: bool = False, citations: list[Citation] | None =
         ("We test on CVUSA only [1].", False, ["CVUSA", "VIGOR"], 0.0),  # every string must be there
         ("It takes five [2] steps.", False, ["five steps"], 1.0),  # markers do not split a phrase
         (REFUSAL, True, ["abstracts"], 0.0),  # a refusal finds nothing
+        ("It converges at the rate n^(-1/2) [1].", False, ["n^{-1/2}"], 1.0),  # markup in its display form
+        ("It converges at the rate n^(-1/3) [1].", False, ["n^{-1/2}"], 0.0),
     ],
 )
 def test_expected_found(text: str, refused: bool, expected: list[str], found: float) -> None:

@@ -19,6 +19,7 @@ from bot.citations import markers_in, strip_markers
 from bot.config import EvalSettings
 from bot.eval.dataset import KINDS, STYLES, EvalQuestion
 from bot.eval.results import CitedPaper, GroupMetrics, MetricValues, QuestionResult, RetrievedPaper
+from bot.latex import latex_to_text
 from bot.schema import Answer, Hit
 from bot.text import split_sentences, token_f1
 
@@ -163,11 +164,15 @@ def answer_sentences(answer: Answer) -> list[tuple[str, list[int]]]:
 
 
 def expected_found(answer: Answer, expected: list[str]) -> float:
-    """1 when every expected string is in the answer (case-insensitive), else 0; a refusal finds none."""
+    """1 when every expected string is in the answer (case-insensitive), else 0; a refusal finds none.
+
+    An expected string copied from an abstract with LaTeX markup ("n^{-1/2}") also counts in the
+    display form answers carry (bot.latex: "n^(-1/2)").
+    """
     if answer.refused:
         return 0.0
     text = strip_markers(answer.answer).casefold()
-    return 1.0 if all(item.casefold() in text for item in expected) else 0.0
+    return 1.0 if all(any(f.casefold() in text for f in (item, latex_to_text(item))) for item in expected) else 0.0
 
 
 def mean(values: Iterable[float | None]) -> float | None:
