@@ -25,7 +25,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NUMBER = r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twice|thrice|half|double|hundreds?|thousands?|millions?|billions?|dozens?)\b|%|\bx\b"
+# A figure: digits that are not part of a name (DreamerV3, FathomNet2023, CIFAR-10, GPT-4o, E1, l1), a
+# percentage, a number word ("one" is mostly a pronoun, "one of the key elements", unless it follows "only" and
+# the like or makes a compound: "one-epoch training") or orders of magnitude.
+_NUMBER = (
+    r"(?<![A-Za-z0-9./])(?<![A-Za-z]-)\d|%|\b(two|three|four|five|six|seven|eight|nine|ten|twice|thrice|half|double|"
+    r"hundreds?|thousands?|millions?|billions?|dozens?)\b|\borders? of magnitude\b|"
+    r"\b(only|just|exactly|at most|at least) (one|a single)\b|\bone-\w+"
+)
+# Not a figure: links (github.com/..., dates in URLs) and list markers ("(1) player action sampling").
+_NOT_A_FIGURE = r"\S*(://|www\.|\.com|\.org|\.io)\S*|\(\d\)"
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class AnswerType:
     what: str
     asks: re.Pattern[str]
     states: re.Pattern[str]
+    ignore: re.Pattern[str] | None = None  # removed from a sentence before ``states`` is searched
 
 
 ANSWER_TYPES: tuple[AnswerType, ...] = (
@@ -50,11 +60,12 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
             re.I,
         ),
         re.compile(_NUMBER, re.I),
+        re.compile(_NOT_A_FIGURE, re.I),
     ),
     AnswerType(
         "year",
         "the date asked for",
-        re.compile(r"\b(what|which) year\b|\bwhen (was|were|did|is)\b|\bin what year\b", re.I),
+        re.compile(r"\b(what|which) year\b|\bwhen (was|were|did)\b|\bin what year\b", re.I),
         re.compile(r"\b(19|20)\d\d\b"),
     ),
     AnswerType(
@@ -93,7 +104,9 @@ def answer_type(question: str) -> AnswerType | None:
 
 def states(kind: AnswerType | None, sentence: str) -> bool:
     """``sentence`` carries an answer of ``kind`` (always true when there is no kind)."""
-    return kind is None or bool(kind.states.search(sentence))
+    if kind is None:
+        return True
+    return bool(kind.states.search(kind.ignore.sub(" ", sentence) if kind.ignore else sentence))
 
 
 # A sentence that leans on the one before it ("It also ...", "This approach ...") means nothing alone.

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
 from bot.retrieval import HybridRetriever
 from bot.safety import StreamCleaner, clean, secrets_of
-from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Retrieval, Sentence, Turn
+from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Paper, Retrieval, Sentence, Turn
 from bot.text import stem, stopwords, tokens
 
 if TYPE_CHECKING:
@@ -174,7 +174,10 @@ class ExtractiveAnswerer:
         """
         cfg = self.settings.extractive
         asked = answer_type(question)
-        kind = asked if cfg.check_answer_type else None
+        # The reader rating the top paper an answer outweighs the missing figure (a "how many ..." question
+        # answered in words); without the reader there is nothing to outweigh it.
+        doubted = not reader or reader[0] < cfg.not_stated_max_yes
+        kind = asked if cfg.check_answer_type and doubted else None
         # One paper answers a lookup; a question about several papers cites each that answers, one
         # sentence each, so that the answer has room for more of them.
         several = asks_for_several(question)
@@ -208,9 +211,10 @@ class ExtractiveAnswerer:
         chosen: list[int] = []
         if kind is not None:
             typed = [i for i in order if score[i] >= floor and states(kind, candidates[i][1])]
-            if not typed:
+            if typed:
+                chosen.append(typed[0])
+            elif self._not_stated(question, kind, hits[0].paper):
                 return self._cite([order[0]], candidates, hits, not_stated=kind.what)
-            chosen.append(typed[0])
         per_paper: dict[int, int] = {candidates[i][0]: 1 for i in chosen}
         # The paper other papers are measured against: the top-ranked one (the fused ranking puts the
         # answering paper first more often than the best single sentence does: dev lookup citation
@@ -250,6 +254,22 @@ class ExtractiveAnswerer:
         if asked is not None and cfg.detail_sentence:
             chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
         return self._cite(chosen, candidates, hits)
+
+    def _not_stated(self, question: str, kind: AnswerType, top: Paper) -> bool:
+        """No candidate above the floor states the ``kind`` asked for: is the detail missing from ``top``'s abstract?
+
+        With ``not_stated_scope`` "top_paper" it is missing when no sentence of the abstract states the kind
+        and the abstract uses none of the asking clause's first ``not_stated_head_words`` content words: an
+        abstract that names the asked thing ("the dimension of noise required in GAN") discusses it in words.
+        """
+        cfg = self.settings.extractive
+        if cfg.not_stated_scope == "candidates":
+            return True
+        sentences = self.retriever.sentence_vectors(top)[0]
+        if any(states(kind, sentence) for sentence in sentences):
+            return False
+        head = focus_words(question, kind, cfg.not_stated_head_words)
+        return focus_overlap(head, " ".join([top.title, *sentences])) == 0
 
     def _with_detail(
         self,

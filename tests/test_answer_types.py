@@ -139,3 +139,64 @@ def test_the_detail_sentence_never_drops_a_cited_paper():
 
     assert len(kept) == 3
     assert _answer(DATASET_QUESTION, detail=True, table=table, answer_sentences=3) == kept
+
+
+@pytest.mark.parametrize(
+    ("sentence", "stated"),
+    [
+        ("It achieves a win rate of 76% against the best bot.", True),
+        ("SFD needs only 0.64 hours of fine-tuning.", True),
+        ("It is orders of magnitude faster than molecular dynamics.", True),
+        ("The client trains for only one epoch.", True),
+        ("It facilitates a one-epoch training.", True),
+        ("We compare eight loss functions.", True),
+        # Digits inside names, links and list markers are no figures; "one" is mostly a pronoun.
+        ("The FathomNet2023 competition dataset has new animals.", False),
+        ("We introduce Safe DreamerV3 for safe learning.", False),
+        ("E1 HEMP laboratory testing of the components is expensive.", False),
+        ("Experiments on Cifar-10/100 and with GPT-4o.", False),
+        ("See http://www.fast.ai/2018/04/30/dawnbench for the challenge.", False),
+        ("LLMs replace (1) action sampling and (2) opponent modeling.", False),
+        ("One of the key elements is a large learning rate.", False),
+    ],
+)
+def test_a_figure_is_a_number_that_is_no_part_of_a_name(sentence, stated):
+    assert states(answer_type("How many images are in the collection?"), sentence) is stated
+
+
+def test_when_asks_for_a_date_only_about_an_event():
+    assert answer_type("When was the dataset released?").name == "year"
+    assert answer_type("Which token is kept, and when is it guaranteed that one proposal is kept?") is None
+
+
+NOISE = [
+    ("However, the dimension of noise required in GAN is not well understood.", [1.0, 0.0, 0.0, 0.0]),
+    ("We propose a divergence-entropy trade-off to study a GAN with limited noise.", [0.9, 0.0, 0.4, 0.0]),
+]
+
+
+def _not_stated(question: str, reader: list[float] | None = None, **update) -> str | None:
+    settings = Settings()
+    settings = settings.model_copy(update={"extractive": settings.extractive.model_copy(update=update)})
+    hits = [Hit(Paper("gan", "Noise in GANs", " ".join(s for s, _ in NOISE)), 1.0, 0.8, "")]
+    answerer = ExtractiveAnswerer(settings, _Sentences({"gan": NOISE}))  # type: ignore[arg-type]
+    return answerer.answer(question, hits, np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), reader=reader).not_stated
+
+
+def test_a_figure_missing_from_the_whole_abstract_is_not_stated():
+    assert _not_stated("How many photos were the GAN models trained on?") == "the figure asked for"
+    assert _not_stated("How many photos were the GAN models trained on?", check_answer_type=False) is None
+
+
+def test_an_abstract_that_names_the_asked_thing_discusses_it_in_words():
+    # "noise" is the asking clause's first content word and the abstract's topic: answered in words.
+    assert _not_stated("How many noise dimensions does a GAN need?") is None
+    assert _not_stated("How many noise dimensions does a GAN need?", not_stated_head_words=0) == "the figure asked for"
+
+
+def test_the_reader_rating_the_top_paper_an_answer_outweighs_the_missing_figure():
+    question = "How many photos were the GAN models trained on?"
+    cut = Settings().extractive.not_stated_max_yes
+
+    assert _not_stated(question, reader=[cut + 0.1]) is None
+    assert _not_stated(question, reader=[cut - 0.1]) == "the figure asked for"

@@ -128,17 +128,9 @@ def test_readme_llamaindex_snippet_runs(tiny):
     assert scope["response"].source_nodes
 
 
-def typed(tiny: Engine) -> Engine:
-    """The engine with the answer-type check on (off by default: see Settings.extractive)."""
-    extractive = tiny.settings.extractive.model_copy(update={"check_answer_type": True})
-    return Engine(tiny.settings.model_copy(update={"extractive": extractive}), store=tiny.store)
-
-
 def test_asked_for_figure_not_in_the_abstract_is_said_to_be_not_stated(tiny):
     # On the paper's topic, but its abstract gives no date for the study.
-    answer = typed(tiny).ask(
-        "In what year was the fractal boundary of neural network trainability found?", mode="extractive"
-    )
+    answer = tiny.ask("In what year was the fractal boundary of neural network trainability found?", mode="extractive")
 
     assert answer.refused and answer.confidence == "refused"
     assert answer.answer.startswith("The indexed abstracts do not state the date asked for.")
@@ -146,7 +138,7 @@ def test_asked_for_figure_not_in_the_abstract_is_said_to_be_not_stated(tiny):
 
 
 def test_asked_for_figure_in_the_abstract_leads_the_answer(tiny):
-    answer = typed(tiny).ask("Over how many decades of scale is the trainability boundary fractal?", mode="extractive")
+    answer = tiny.ask("Over how many decades of scale is the trainability boundary fractal?", mode="extractive")
 
     assert not answer.refused and "ten decades" in answer.sentences[0].text
 
