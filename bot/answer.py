@@ -186,7 +186,7 @@ class Engine:
             hits = [hits[i] for i in order] + hits[len(yes) :]
             yes = [yes[i] for i in order]
         qvec = retrieval.query_vector
-        best = self.best_sentences(standalone, hits[0].paper, qvec) if answered and cfg.quote_best_sentence else []
+        best = self.best_sentences(standalone, hits[0].paper, qvec) if answered and cfg.quote_sentences else []
         return Retrieval(hits, qvec, retrieval.coverage, answered, reader=yes, read_sentences=best)
 
     def best_sentences(self, standalone: str, paper: Paper, query_vector: np.ndarray) -> list[str]:

@@ -308,14 +308,12 @@ class ReaderSettings(BaseModel):
     )
     # Dev detail questions answered (98): the asked-for string was in 77 answers; the top paper's sentence
     # the reader rates highest, read alone, holds it in 60, and 84 are found by one or the other.
-    quote_best_sentence: bool = Field(
-        True,
-        description="Extractive answers quote the top paper's sentences the reader rates highest (quote_sentences).",
-    )
     # 1 -> 2: dev style sets' detail found 0.79 -> 0.84 (every style up), nothing else moved; the
     # second-rated sentence held the asked-for string in 5 of the 19 detail answers that missed it.
     quote_sentences: int = Field(
-        2, ge=1, description="How many of the top paper's sentences the reader rates highest are quoted."
+        2,
+        ge=0,
+        description="Extractive answers quote this many of the top paper's sentences the reader rates highest (0: none).",
     )
     # Reading every sentence: dev detail found 0.83, warm ask p95 190 ms on evals/questions.jsonl; the 6
     # closest: 0.80, p95 119-124 ms.

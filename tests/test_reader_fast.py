@@ -18,7 +18,7 @@ from tests.scripted_reader import ScriptedReader
 
 def reader_engine(tiny, reader: ScriptedReader, refusal_threshold: float | None = None, **update) -> Engine:
     # One scripted verdict per question: the reader's pick of the top paper's sentence is tested on its own.
-    cfg = tiny.settings.reader.model_copy(update={"enabled": True, "quote_best_sentence": False, **update})
+    cfg = tiny.settings.reader.model_copy(update={"enabled": True, "quote_sentences": 0, **update})
     changes = {"reader": cfg}
     if refusal_threshold is not None:
         changes["refusal_threshold"] = refusal_threshold
@@ -257,7 +257,7 @@ def test_the_sentence_the_reader_rates_highest_is_quoted(tiny):
     verdicts = [0.0] * len(sentences)
     verdicts[pick] = 0.9
     reader = ScriptedReader([0.9, 0.1, 0.1], verdicts)
-    cfg = tiny.settings.reader.model_copy(update={"enabled": True, "quote_best_sentence": True})
+    cfg = tiny.settings.reader.model_copy(update={"enabled": True})
     # Room for one more sentence: a full answer of papers quoted once keeps its sentences.
     settings = tiny.settings.model_copy(update={"reader": cfg, "answer_sentences": len(plain.sentences) + 1})
     engine = Engine(settings, store=tiny.store, reader=reader)
@@ -281,7 +281,7 @@ def test_the_reader_s_best_sentences_are_quoted(tiny, n):
     verdicts[picks[0]], verdicts[picks[1]] = 0.9, 0.8
     reader = ScriptedReader([0.9, 0.1, 0.1], verdicts)
     cfg = tiny.settings.reader.model_copy(
-        update={"enabled": True, "quote_best_sentence": True, "quote_sentences": n, "quote_candidates": len(sentences)}
+        update={"enabled": True, "quote_sentences": n, "quote_candidates": len(sentences)}
     )
     settings = tiny.settings.model_copy(update={"reader": cfg, "answer_sentences": len(plain.sentences) + 2})
     answer = Engine(settings, store=tiny.store, reader=reader).ask(FRACTAL_QUESTION, mode="extractive")
