@@ -119,8 +119,10 @@ LEANS_ON_CONTEXT = re.compile(
 
 
 # A question that asks for several papers ("Which papers ...", "What approaches ...") wants each of them cited.
+# So does "Are there ...?" and "How do people / researchers ...?" (a plural subject, asked in everyday words).
 _SEVERAL = re.compile(
-    r"\b(papers|works|studies|approaches|methods|techniques|ways|articles|lines of work|literature|anyone|research on)\b",
+    r"\b(papers|works|studies|approaches|methods|techniques|ways|articles|lines of work|literature|anyone|research on)\b|"
+    r"\bare there\b|\bhow (do|did|have|has|can) (people|researchers|others|scientists)\b",
     re.I,
 )
 # A question, as opposed to a search-box query ("one-step diffusion distillation").

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.answer_types import answer_type, states
+from bot.answer_types import answer_type, asks_for_several, states
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
 from bot.config import Settings
 from bot.schema import Hit, Paper
@@ -200,3 +200,20 @@ def test_the_reader_rating_the_top_paper_an_answer_outweighs_the_missing_figure(
 
     assert _not_stated(question, reader=[cut + 0.1]) is None
     assert _not_stated(question, reader=[cut - 0.1]) == "the figure asked for"
+
+
+@pytest.mark.parametrize(
+    ("question", "several"),
+    [
+        ("Which papers study neural collapse under class imbalance?", True),
+        ("one-step diffusion distillation", True),  # a bare query does not say one paper or several
+        ("Are there segmentation losses that focus on getting the topology right?", True),
+        ("How do people train energy-based models when the partition function is intractable?", True),
+        ("How have researchers made chatbots stay in character?", True),
+        ("How do you estimate mutual information between high-dimensional variables?", False),
+        ("Is there a paper that proves the trainability boundary is fractal?", False),
+        ("What does the fractal trainability paper find?", False),
+    ],
+)
+def test_asks_for_several_reads_plural_wording(question, several):
+    assert asks_for_several(question) is several
