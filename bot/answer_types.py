@@ -15,9 +15,11 @@ states the type and shares most words with the clause that asks
 
 Invariant: :func:`answer_type` returns None for questions without a clear
 type (most lookups), so the check only ever applies to questions that name
-what they want; a type's sentence test is deliberately generous (any number
-counts for a quantity), because a false "not stated" costs more than a missed
-near miss.
+what they want. A type's sentence test is generous (any figure that is no part
+of a name counts for a quantity), and the answerer says "not stated" only when
+the top paper's whole abstract states none, does not name the asked thing and
+the reader doubts the paper (:meth:`bot.answerers.ExtractiveAnswerer._not_stated`),
+because a false "not stated" costs more than a missed near miss.
 """
 
 from __future__ import annotations

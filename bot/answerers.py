@@ -162,8 +162,9 @@ class ExtractiveAnswerer:
         Sentences from other papers than the best sentence's must score
         ``other_paper_ratio`` of it: a second paper is cited only when it answers
         about as well. When the question asks for a kind of answer (a figure, a
-        date, ...; bot.answer_types) the best candidate that states one leads the
-        answer; when no candidate above the floor states one, the choice is the
+        date, ...; bot.answer_types) and the reader, when on, doubts the top paper, the best
+        candidate that states one leads the answer; when no candidate above the floor states one
+        and :meth:`_not_stated` finds the detail missing from the top paper, the choice is the
         closest sentence with ``not_stated`` set. With ``detail_sentence`` the answer to such a
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
