@@ -259,13 +259,11 @@ class ExtractiveAnswerer:
     def _not_stated(self, question: str, kind: AnswerType, top: Paper) -> bool:
         """No candidate above the floor states the ``kind`` asked for: is the detail missing from ``top``'s abstract?
 
-        With ``not_stated_scope`` "top_paper" it is missing when no sentence of the abstract states the kind
-        and the abstract uses none of the asking clause's first ``not_stated_head_words`` content words: an
+        It is missing when no sentence of the abstract states the kind (a figure below the floor counts) and
+        the abstract uses none of the asking clause's first ``not_stated_head_words`` content words: an
         abstract that names the asked thing ("the dimension of noise required in GAN") discusses it in words.
         """
         cfg = self.settings.extractive
-        if cfg.not_stated_scope == "candidates":
-            return True
         sentences = self.retriever.sentence_vectors(top)[0]
         if any(states(kind, sentence) for sentence in sentences):
             return False

@@ -123,21 +123,16 @@ class ExtractiveSettings(BaseModel):
         description='Skip sentences of papers below the top one that lean on the one before them ("It also ...").',
     )
     # On since the sixth session, with a figure that is no part of a name, the top paper's whole abstract as
-    # scope, its head word and the reader's doubt (the three settings below): dev style sets' near misses
+    # scope, its head word and the reader's doubt (the two settings below): dev style sets' near misses
     # refused 0.67 -> 0.73, no answerable question refused; blind styles8 unchanged (evals/README.md,
     # "The not-stated check"). Off before: candidates only and any digit, held-out 3's answerable refused 0.12 -> 0.17.
     check_answer_type: bool = Field(
         True, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
     )
-    not_stated_scope: Literal["candidates", "top_paper"] = Field(
-        "top_paper",
-        description="With check_answer_type: the detail is not stated when no candidate sentence above the floor "
-        "states it ('candidates') or when no sentence of the top paper's abstract does ('top_paper').",
-    )
     not_stated_head_words: int = Field(
         1,
         ge=0,
-        description="With not_stated_scope 'top_paper': the detail is not said to be missing when the top paper's "
+        description="With check_answer_type: the detail is not said to be missing when the top paper's "
         "abstract uses any of the asking clause's first this many content words (0: not checked).",
     )
     not_stated_max_yes: float = Field(

@@ -192,10 +192,6 @@ def test_an_abstract_that_names_the_asked_thing_discusses_it_in_words():
     # "noise" is the asking clause's first content word and the abstract's topic: answered in words.
     assert _not_stated("How many noise dimensions does a GAN need?") is None
     assert _not_stated("How many noise dimensions does a GAN need?", not_stated_head_words=0) == "the figure asked for"
-    # The earlier rule read only the candidates above the floor and never looked at the head word.
-    assert _not_stated("How many noise dimensions does a GAN need?", not_stated_scope="candidates") == (
-        "the figure asked for"
-    )
 
 
 def test_the_reader_rating_the_top_paper_an_answer_outweighs_the_missing_figure():
