@@ -16,6 +16,7 @@ from typer._click import exceptions as click_exc
 
 from bot.config import Settings, SettingsError, check_collection_name, check_mode, get_settings
 from bot.errors import UserError
+from bot.interrupt import EXIT_INTERRUPTED, MESSAGE, catching_ctrl_c, caused_by_ctrl_c
 from bot.outputs import file_problem
 from bot.safety import clean, clean_json
 from bot.schema import LOW_CONFIDENCE
@@ -54,7 +55,6 @@ def _settings(collection: str | None) -> Settings:
 
 
 EXIT_USAGE = 2  # bad arguments, options or settings
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
@@ -467,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
     Exit status: 0 only on success, 1 on an error the message explains, 2 on bad
     arguments, options or settings, 130 on Ctrl-C.
     """
+    with catching_ctrl_c():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         status = app(args=argv, standalone_mode=False)
     except click_exc.NoArgsIsHelpError as exc:
@@ -486,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (typer.Abort, KeyboardInterrupt):
         status = EXIT_INTERRUPTED
+    except ImportError as exc:  # an extension module whose import Ctrl-C cut short
+        if not caused_by_ctrl_c(exc):
+            raise
+        status = EXIT_INTERRUPTED
     except typer.Exit as exc:
         status = exc.exit_code
     # Without standalone mode typer returns (or raises Exit with) the status of what it handled
@@ -493,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(status, int) or isinstance(status, bool):
         return 0
     if status == EXIT_INTERRUPTED:
-        echo("paperbot: interrupted", err=True)
+        echo(MESSAGE, err=True)
     return status
 
 

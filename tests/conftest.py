@@ -102,7 +102,7 @@ def xss_env(engine, cli_env, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     probe.write_text(json.dumps(XSS_PROBE) + "\n", encoding="utf-8")
     env = dict(cli_env, PAPERBOT_STORE_DIR=str(base / "store"))
     subprocess.run(
-        [sys.executable, "-m", "bot.cli", "index", str(probe), "--json"],
+        [sys.executable, "-m", "bot", "index", str(probe), "--json"],
         env=env,
         check=True,
         capture_output=True,
@@ -125,7 +125,7 @@ def chat_server(xss_env, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "chat", "--port", str(port)],
+            [sys.executable, "-m", "bot", "chat", "--port", str(port)],
             env=xss_env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -170,9 +170,7 @@ def write_report_section(name: str, text: str) -> Path:
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """Run the `paperbot` command in a new process, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

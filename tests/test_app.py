@@ -251,7 +251,7 @@ def test_login_when_auth_is_set(engine, settings):
 
 def test_malformed_auth_is_a_one_line_error(cli_env):
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat", "--port", str(free_port())],
+        [sys.executable, "-m", "bot", "chat", "--port", str(free_port())],
         env=dict(cli_env, PAPERBOT_AUTH="no-colon"),
         capture_output=True,
         text=True,

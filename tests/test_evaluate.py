@@ -81,7 +81,7 @@ def test_cli_names_the_bad_line_and_exits_nonzero(tmp_path: Path, cli_env: dict[
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + '{"id": "b", "question": ' + "\n", encoding="utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "eval", "--dataset", str(path), "--out", str(tmp_path / "run")],
+        [sys.executable, "-m", "bot", "eval", "--dataset", str(path), "--out", str(tmp_path / "run")],
         env=cli_env,
         capture_output=True,
         text=True,
@@ -176,7 +176,7 @@ def test_gate_passes_on_itself_and_fails_when_retrieval_is_weakened(
 
     # The real command with one paper per question: recall drops and the gate fails.
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "eval", "--dataset", str(dataset), "--mode", "extractive"]
+        [sys.executable, "-m", "bot", "eval", "--dataset", str(dataset), "--mode", "extractive"]
         + ["--baseline", str(baseline), "--out", str(runs / "weak"), "-k", "1"],
         env=cli_env,
         capture_output=True,

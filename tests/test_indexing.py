@@ -75,7 +75,7 @@ def test_killed_build_leaves_previous_index_queryable(tmp_path: Path):
         PAPERBOT_CHROMA_UPSERT_BATCH="4",  # stored as they are embedded, so the kill leaves some behind
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "index"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "bot", "index"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
     seen = b""
     deadline = time.time() + 120
@@ -125,7 +125,7 @@ def test_chroma_server_mode_shared_by_two_processes(tmp_path: Path, chroma_serve
         PAPERBOT_CHROMA_PORT=str(chroma_server),
     )
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "search", REAL_PAPERS[5].title, "--json", "-k", "2"],
+        [sys.executable, "-m", "bot", "search", REAL_PAPERS[5].title, "--json", "-k", "2"],
         env=env,
         capture_output=True,
         text=True,
@@ -134,7 +134,7 @@ def test_chroma_server_mode_shared_by_two_processes(tmp_path: Path, chroma_serve
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)[0]["title"] == REAL_PAPERS[5].title
     stats = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "stats", "--json"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     assert json.loads(stats.stdout)["papers"] == 8
 
@@ -146,7 +146,7 @@ def test_chroma_server_down_is_a_clear_error(tmp_path: Path):
         PAPERBOT_CHROMA_HOST="127.0.0.1",
         PAPERBOT_CHROMA_PORT=str(free_port()),
     )
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "stats"], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "bot", "stats"], env=env, capture_output=True, text=True)
     assert out.returncode == 1
     assert out.stderr.startswith("paperbot: error: cannot open the Chroma server at 127.0.0.1:")
     assert "Traceback" not in out.stderr

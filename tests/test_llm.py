@@ -331,7 +331,7 @@ def _cli(cli_env, fake, *args: str, timeout: float = 3.0) -> subprocess.Popen:
         PAPERBOT_LLM_TIMEOUT=str(timeout),
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "ask", QUESTION, "--mode", "llm", *args],
+        [sys.executable, "-m", "bot", "ask", QUESTION, "--mode", "llm", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -183,15 +183,17 @@ def test_bad_options_are_usage_errors_before_the_engine_loads(tmp_path, args, me
 
 
 @pytest.mark.slow  # a CLI process that loads the engine
-def test_ctrl_c_exits_130_with_a_message(tmp_path):
+# Ctrl-C while the modules import, while the model loads and while chunks embed (2 cores).
+@pytest.mark.parametrize("delay", [0.4, 1.4, 2.5])
+def test_ctrl_c_exits_130_with_a_message(tmp_path, delay):
     sources = tmp_path / "sources"
     sources.mkdir()
     write_jsonl(sources / "papers.jsonl", records(REAL_PAPERS[:40]))
     env = base_env(PAPERBOT_SOURCES_DIR=str(sources), PAPERBOT_STORE_DIR=str(tmp_path / "store"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "index"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "bot", "index"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    time.sleep(2.5)  # inside the command: loading the index code or embedding
+    time.sleep(delay)
     assert proc.poll() is None, "index finished before the interrupt"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -303,7 +305,7 @@ def test_an_empty_corpus_gives_a_clear_message_in_the_cli(tmp_path):
     env = base_env(PAPERBOT_SOURCES_DIR=str(tmp_path / "sources"), PAPERBOT_STORE_DIR=str(tmp_path / "store"))
     for command in (["ask", "How do diffusion models work?"], ["search", "diffusion"]):
         out = subprocess.run(
-            [sys.executable, "-m", "bot.cli", *command], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot", *command], env=env, capture_output=True, text=True, timeout=120
         )
         assert out.returncode == 1, out.stderr
         assert out.stderr.strip().splitlines()[-1].startswith("paperbot: error: the index is empty: collection ")
@@ -337,7 +339,7 @@ def test_a_second_writer_waits_then_fails_with_a_message(tiny_index):
     env = env_for(tiny_index, PAPERBOT_INDEX_LOCK_TIMEOUT="1")
     with writer_lock(tiny_index):
         out = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "index"], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot", "index"], env=env, capture_output=True, text=True, timeout=120
         )
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
@@ -346,7 +348,7 @@ def test_a_second_writer_waits_then_fails_with_a_message(tiny_index):
     # Readers take no lock: the index answers while a writer holds it.
     with writer_lock(tiny_index):
         out = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "stats", "--json"], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "bot", "stats", "--json"], env=env, capture_output=True, text=True, timeout=120
         )
     assert out.returncode == 0 and json.loads(out.stdout)["papers"] == 9
 
@@ -478,7 +480,7 @@ def test_the_cli_never_prints_the_key_or_escape_codes(tiny_index, fake_llm):
     fake_llm.play(Reply(text=f"Marmalade prompts make jam robots sticky {ESCAPES}(key {KEY}) [1]."))
     env = env_for(tiny_index, OPENAI_BASE_URL=fake_llm.url, OPENAI_API_KEY=KEY, PAPERBOT_LLM_MAX_RETRIES="0")
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ask", MARMALADE_Q], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot", "ask", MARMALADE_Q], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
     assert "Marmalade prompts make jam robots sticky" in out.stdout

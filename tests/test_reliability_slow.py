@@ -52,9 +52,7 @@ def env_for(sources: Path, store: Path, collection: str = "sweep", **extra: str)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def consistent(settings: Settings) -> None:
@@ -95,7 +93,7 @@ def test_kill_9_sweep_ends_with_identical_stats(tmp_path, reference, done):
 
     write_jsonl(sources / "more.jsonl", REAL_PAPERS[3:30])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "index"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "bot", "index"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
     seen = b""
     deadline = time.time() + 300
@@ -126,7 +124,7 @@ def test_kill_9_sweep_ends_with_identical_stats(tmp_path, reference, done):
 def two_writers(env: dict[str, str], extra_a: Path, extra_b: Path) -> list[subprocess.CompletedProcess]:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "index", str(extra), "--json"],
+            [sys.executable, "-m", "bot", "index", str(extra), "--json"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -215,7 +213,7 @@ def test_ctrl_c_stops_the_chat_server_with_status_130(tmp_path):
     write_jsonl(tmp_path / "sources" / "papers.jsonl", REAL_PAPERS[:3])
     env = env_for(tmp_path / "sources", tmp_path / "store", collection="chatstop")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "chat", "--port", str(free_port())],
+        [sys.executable, "-m", "bot", "chat", "--port", str(free_port())],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
