@@ -186,7 +186,11 @@ class ExtractiveAnswerer:
         per_paper_cap = cfg.several_max_per_paper if several else cfg.max_per_paper
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
         rows: list[np.ndarray] = []
+        best_fused = max(hit.score for hit in hits) if hits else 0.0
         for h, hit in enumerate(hits):
+            # A paper the retrievers rank far below the best one answers another question.
+            if h > 0 and hit.score < cfg.other_paper_min_fused * best_fused:
+                continue
             sentences, vectors = self.retriever.sentence_vectors(hit.paper)
             for sentence, vector in zip(sentences, vectors, strict=True):
                 if not cfg.min_sentence_chars <= len(sentence) <= cfg.max_sentence_chars:
@@ -207,7 +211,8 @@ class ExtractiveAnswerer:
         # A sentence from a paper that matches as a whole is a safer answer.
         paper_sim = np.array([hits[h].similarity for h, _ in candidates])
         score = cfg.sentence_weight * relevance + (1 - cfg.sentence_weight) * paper_sim
-        floor = max(self.settings.answer_min_ratio * float(score.max()), self.settings.sentence_floor)
+        min_ratio = cfg.several_min_ratio if several else self.settings.answer_min_ratio
+        floor = max(min_ratio * float(score.max()), self.settings.sentence_floor)
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
         if kind is not None:
