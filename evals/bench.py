@@ -65,7 +65,7 @@ def main() -> None:
         for question in QUESTIONS:
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "bot.cli", "ask", question, "--json"], env=env, check=True, capture_output=True
+                [sys.executable, "-m", "bot", "ask", question, "--json"], env=env, check=True, capture_output=True
             )
             cold.append(time.perf_counter() - started)
 

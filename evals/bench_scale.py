@@ -345,7 +345,7 @@ def measure(settings: Settings, questions: int, cold_runs: int, summarize_topics
     out: dict = {}
     q = load_questions(1)[0]
     for name, cmd in (("search", ["search", q, "--json"]), ("ask", ["ask", q, "--json", "--mode", "extractive"])):
-        runs = [timed_run([py, "-m", "bot.cli", *cmd], env) for _ in range(cold_runs)]
+        runs = [timed_run([py, "-m", "bot", *cmd], env) for _ in range(cold_runs)]
         out[f"cold_{name}_s"] = statistics.median(r[0] for r in runs)
         out[f"cold_{name}_rss_mb"] = max(r[1] for r in runs)
     done = subprocess.run(
