@@ -269,7 +269,7 @@ class ExtractiveAnswerer:
         abstract that names the asked thing ("the dimension of noise required in GAN") discusses it in words.
         """
         cfg = self.settings.extractive
-        sentences = self.retriever.sentence_vectors(top)[0]
+        sentences, _ = self.retriever.sentence_vectors(top)
         if any(states(kind, sentence) for sentence in sentences):
             return False
         head = focus_words(question, kind, cfg.not_stated_head_words)

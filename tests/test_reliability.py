@@ -105,7 +105,7 @@ def test_lone_surrogates_are_refused(question):
 @pytest.mark.parametrize("command", ["ask", "search", "summarize"])
 def test_invalid_utf8_on_the_command_line_is_a_one_line_error(tmp_path, command):
     env = base_env(PAPERBOT_SOURCES_DIR=str(tmp_path), PAPERBOT_STORE_DIR=str(tmp_path / "store"))
-    argv = [sys.executable.encode(), b"-m", b"bot.cli", command.encode(), b"How can diffusion models be sampled \xff?"]
+    argv = [sys.executable.encode(), b"-m", b"bot", command.encode(), b"How can diffusion models be sampled \xff?"]
     out = subprocess.run(argv, env=env, capture_output=True, timeout=120)
     assert out.returncode == 1, out.stderr
     assert out.stderr.decode().strip() == (
