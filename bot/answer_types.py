@@ -122,9 +122,14 @@ LEANS_ON_CONTEXT = re.compile(
 
 # A question that asks for several papers ("Which papers ...", "What approaches ...") wants each of them cited.
 # So does "Are there ...?" and "How do people / researchers ...?" (a plural subject, asked in everyday words).
+# Asking what is known or has been done ("What research is there on ...", "What explanations have been
+# proposed ...", "What has been written about ...", "how to ...") asks for the field's papers as well.
 _SEVERAL = re.compile(
     r"\b(papers|works|studies|approaches|methods|techniques|ways|articles|lines of work|literature|anyone|research on)\b|"
-    r"\bare there\b|\bhow (do|did|have|has|can) (people|researchers|others|scientists)\b",
+    r"\bare there\b|\bhow (do|did|have|has|can) (people|researchers|others|scientists)\b|"
+    r"\bwhat (research|work|explanations|ideas|proposals|options)\b|\bresearch (is there|exists?)\b|\bwhat is known\b|"
+    r"\bwhat has been (written|done|proposed|shown|learned)\b|\b(is|are) there any (writing|research|work)\b|"
+    r"\bwhat\b[^?]*\bexists?\b|^\W*how to\b|\bwhat happens\b",
     re.I,
 )
 # A question, as opposed to a search-box query ("one-step diffusion distillation").

@@ -212,7 +212,8 @@ class ExtractiveAnswerer:
         paper_sim = np.array([hits[h].similarity for h, _ in candidates])
         score = cfg.sentence_weight * relevance + (1 - cfg.sentence_weight) * paper_sim
         min_ratio = cfg.several_min_ratio if several else self.settings.answer_min_ratio
-        floor = max(min_ratio * float(score.max()), self.settings.sentence_floor)
+        least = cfg.several_sentence_floor if several else self.settings.sentence_floor
+        floor = max(min_ratio * float(score.max()), least)
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
         if kind is not None:

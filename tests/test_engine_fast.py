@@ -187,6 +187,18 @@ def test_a_question_for_several_papers_cites_papers_scoring_the_several_ratio(ti
     assert cited(0.6) > cited(0.75)
 
 
+def test_a_question_for_several_papers_takes_sentences_down_to_its_own_floor(tiny):
+    # Asked in everyday words, the fifth answering paper's best sentence scores between 0.25 and 0.336.
+    question = "Which papers are about making image generators produce pictures in fewer steps?"
+
+    def cited(floor: float) -> int:
+        extractive = tiny.settings.extractive.model_copy(update={"several_sentence_floor": floor})
+        engine = Engine(tiny.settings.model_copy(update={"extractive": extractive}), store=tiny.store)
+        return len(engine.ask(question, mode="extractive").citations)
+
+    assert cited(0.25) > cited(tiny.settings.sentence_floor)
+
+
 def test_a_question_for_several_papers_quotes_each_paper_once(tiny):
     from collections import Counter
 
