@@ -163,40 +163,31 @@ def test_a_lookup_cites_one_paper_unless_another_answers_about_as_well(tiny):
     ]
     assert len(answer.citations) == 1
 
-    def cited(**extractive) -> int:
-        settings = tiny.settings.model_copy(
-            update={"extractive": tiny.settings.extractive.model_copy(update=extractive)}
-        )
-        return len(Engine(settings, store=tiny.store).ask(answer.question, mode="extractive").citations)
-
     # The second paper's sentence scores well below the first's, and the retrievers rank it at 0.35 of it:
     # either rule alone keeps it out.
-    assert cited(other_paper_ratio=0.0, other_paper_min_fused=0.0) > 1
-    assert cited(other_paper_ratio=0.0) == 1
-    assert cited(other_paper_min_fused=0.0) == 1
+    assert cited_with(tiny, answer.question, other_paper_ratio=0.0, other_paper_min_fused=0.0) > 1
+    assert cited_with(tiny, answer.question, other_paper_ratio=0.0) == 1
+    assert cited_with(tiny, answer.question, other_paper_min_fused=0.0) == 1
+
+
+def cited_with(tiny, question: str, **extractive) -> int:
+    """How many papers the extractive answer to ``question`` cites with these extractive settings."""
+    settings = tiny.settings.model_copy(update={"extractive": tiny.settings.extractive.model_copy(update=extractive)})
+    return len(Engine(settings, store=tiny.store).ask(question, mode="extractive").citations)
 
 
 def test_a_question_for_several_papers_cites_papers_scoring_the_several_ratio(tiny):
     question = "Which papers train one-step generators from diffusion models?"
 
-    def cited(ratio: float) -> int:
-        extractive = tiny.settings.extractive.model_copy(update={"several_min_ratio": ratio})
-        engine = Engine(tiny.settings.model_copy(update={"extractive": extractive}), store=tiny.store)
-        return len(engine.ask(question, mode="extractive").citations)
-
-    assert cited(0.6) > cited(0.75)
+    assert cited_with(tiny, question, several_min_ratio=0.6) > cited_with(tiny, question, several_min_ratio=0.75)
 
 
 def test_a_question_for_several_papers_takes_sentences_down_to_its_own_floor(tiny):
     # Asked in everyday words, the fifth answering paper's best sentence scores between 0.25 and 0.336.
     question = "Which papers are about making image generators produce pictures in fewer steps?"
 
-    def cited(floor: float) -> int:
-        extractive = tiny.settings.extractive.model_copy(update={"several_sentence_floor": floor})
-        engine = Engine(tiny.settings.model_copy(update={"extractive": extractive}), store=tiny.store)
-        return len(engine.ask(question, mode="extractive").citations)
-
-    assert cited(0.25) > cited(tiny.settings.sentence_floor)
+    lower = cited_with(tiny, question, several_sentence_floor=0.25)
+    assert lower > cited_with(tiny, question, several_sentence_floor=tiny.settings.sentence_floor)
 
 
 def test_a_question_for_several_papers_quotes_each_paper_once(tiny):
