@@ -120,7 +120,7 @@ class ExtractiveSettings(BaseModel):
     )
     # Eighth session: 0.336 (sentence_floor) -> 0.25 changed 7 of 1,047 dev answers and no dev figure; on the
     # seen blind sets styles5-9 (11 of 500 answers changed) plain multi citation recall 0.51 -> 0.59, lookups
-    # unchanged (evals/README.md, "Everyday-words example lines").
+    # unchanged (evals/README.md, "Everyday-words example lines; several-paper questions").
     several_sentence_floor: float = Field(
         0.25,
         ge=0.0,

@@ -12,7 +12,7 @@ question's target is its paper's vector, the mean of its chunk vectors. No eval 
 
 The shipped matrix is fitted on that file alone (``--questions``): refitted with the everyday-words
 lines of index/sources/everyday.questions.jsonl as well, it moved nothing on the dev sets (style sets
-lookup P 0.86 either way, multi R 0.77 -> 0.76; evals/README.md "Everyday-words example questions").
+lookup P 0.86 either way, multi R 0.77 -> 0.76; evals/README.md "Everyday-words example lines; several-paper questions").
 """
 
 from __future__ import annotations
