@@ -91,7 +91,8 @@ def test_a_paper_without_questions_keeps_its_record_and_key():
 def test_the_shipped_questions_name_every_shipped_paper():
     papers, report = load_corpus([SHIPPED.parent])
 
-    assert all(len(p.questions) >= 3 for p in papers)
+    # Four in examples.questions.jsonl and two in everyday.questions.jsonl (an area phrase and a question).
+    assert all(len(p.questions) >= 6 for p in papers)
     assert not [p for p in report.problems if "question" in p.reason]
 
 
