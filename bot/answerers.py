@@ -187,9 +187,11 @@ class ExtractiveAnswerer:
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)
         rows: list[np.ndarray] = []
         best_fused = max(hit.score for hit in hits) if hits else 0.0
+        # Papers the reader vouches for answer a question about several papers, however they rank.
+        vouched = {h for h, yes in enumerate(reader or ()) if several and yes >= self.settings.reader.vouch_threshold}
         for h, hit in enumerate(hits):
             # A paper the retrievers rank far below the best one answers another question.
-            if h > 0 and hit.score < cfg.other_paper_min_fused * best_fused:
+            if h > 0 and hit.score < cfg.other_paper_min_fused * best_fused and h not in vouched:
                 continue
             sentences, vectors = self.retriever.sentence_vectors(hit.paper)
             for sentence, vector in zip(sentences, vectors, strict=True):
@@ -214,6 +216,7 @@ class ExtractiveAnswerer:
         min_ratio = cfg.several_min_ratio if several else self.settings.answer_min_ratio
         least = cfg.several_sentence_floor if several else self.settings.sentence_floor
         floor = max(min_ratio * float(score.max()), least)
+        floors = np.array([least if h in vouched else floor for h, _ in candidates])
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
         if kind is not None:
@@ -234,9 +237,9 @@ class ExtractiveAnswerer:
             best, best_value = -1, -1e9
             for i in order:
                 h = candidates[i][0]
-                if i in chosen or per_paper.get(h, 0) >= per_paper_cap or score[i] < floor:
+                if i in chosen or per_paper.get(h, 0) >= per_paper_cap or score[i] < floors[i]:
                     continue
-                if h != anchor and score[i] < ratio * reference:
+                if h != anchor and score[i] < ratio * reference and h not in vouched:
                     continue
                 redundancy = max((float(vectors[i] @ vectors[j]) for j in chosen), default=0.0)
                 if redundancy > cfg.max_redundancy:

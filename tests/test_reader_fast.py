@@ -288,3 +288,18 @@ def test_the_reader_s_best_sentences_are_quoted(tiny, n):
 
     shown = [any(s.text.startswith(sentences[i][:30]) for s in answer.sentences) for i in picks]
     assert shown == [True, n == 2]
+
+
+def test_a_question_for_several_papers_quotes_the_read_papers_the_reader_vouches_for(tiny):
+    # Without the reader, only the classifier-free guidance paper itself is quoted: the others rank and
+    # score far below it.
+    question = "Which papers are about classifier-free guidance?"
+
+    def quoted(vouch: float) -> list[bool]:
+        engine = reader_engine(tiny, ScriptedReader([0.95, 0.95, 0.95]), rerank=False, vouch_threshold=vouch)
+        answer = engine.ask(question, mode="extractive")
+        cited = {c.paper_id for c in answer.citations}
+        return [h.paper.paper_id in cited for h in answer.hits[:3]]
+
+    assert quoted(1.1) == [True, False, False]
+    assert quoted(0.9) == [True, True, True]
