@@ -27,7 +27,7 @@ from llama_index.core.base.response.schema import Response, StreamingResponse
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from bot.answer_types import answer_type, states
+from bot.answer_types import answer_type, asks_for_papers, states
 from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import ReaderSettings, Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
@@ -175,11 +175,8 @@ class Engine:
             return retrieval
         yes = self.reader().judge(standalone, self.passages(standalone, retrieval, cfg.candidates))
         answered = judged_score(retrieval.coverage, max(yes), cfg) >= cfg.answer_threshold
-        if not answered and retrieval.answered and cfg.trust_stated_answer:
-            # The reader says no to many answerable questions that ask for a figure the read sentences state.
-            kind = answer_type(standalone)
-            read = self.retriever.closest_sentences(retrieval.hits[0].paper, retrieval.query_vector, cfg.sentences)
-            answered = kind is not None and any(states(kind, sentence) for sentence in read)
+        if not answered and retrieval.answered:
+            answered = self._coverage_stands(standalone, retrieval)
         hits = retrieval.hits
         if cfg.rerank:
             order = sorted(range(len(yes)), key=lambda i: -yes[i])
@@ -188,6 +185,23 @@ class Engine:
         qvec = retrieval.query_vector
         best = self.best_sentences(standalone, hits[0].paper, qvec) if answered and cfg.quote_sentences else []
         return Retrieval(hits, qvec, retrieval.coverage, answered, reader=yes, read_sentences=best)
+
+    def _coverage_stands(self, standalone: str, retrieval: Retrieval) -> bool:
+        """Whether a question the coverage rule answers stays answered though the reader says no.
+
+        - ``trust_stated_answer``: the question asks for a kind of answer (a figure, a data set, ...)
+          that the top paper's read sentences state; the reader says no to many such answerable questions.
+        - ``trust_several``: the question asks for papers in the plural and for no kind of answer; the
+          reader reads one paper at a time, and each paper answers a part of "a, b or c?".
+        """
+        cfg = self.settings.reader
+        kind = answer_type(standalone)
+        if kind is None:
+            return cfg.trust_several and asks_for_papers(standalone)
+        if not cfg.trust_stated_answer:
+            return False
+        read = self.retriever.closest_sentences(retrieval.hits[0].paper, retrieval.query_vector, cfg.sentences)
+        return any(states(kind, sentence) for sentence in read)
 
     def best_sentences(self, standalone: str, paper: Paper, query_vector: np.ndarray) -> list[str]:
         """Of the paper's ``quote_candidates`` sentences closest to the question, the ``quote_sentences`` the

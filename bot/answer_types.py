@@ -140,7 +140,13 @@ _QUESTION_FORM = re.compile(
 )
 
 
+def asks_for_papers(question: str) -> bool:
+    """The question asks in words for papers in the plural or for what a field knows ("Which papers ...",
+    "What approaches ...", "Are there ...")."""
+    return bool(_SEVERAL.search(question))
+
+
 def asks_for_several(question: str) -> bool:
     """The question wants every paper that answers it: it asks for papers in the plural, or it is a bare
     search-box query, which does not say whether one paper or several are meant."""
-    return bool(_SEVERAL.search(question)) or not _QUESTION_FORM.search(question)
+    return asks_for_papers(question) or not _QUESTION_FORM.search(question)

@@ -34,7 +34,7 @@ from bot.config import ReaderSettings
 from bot.errors import UserError
 
 CROSS_ENCODER_PATH = Path(__file__).parent / "data" / "reader-minilm-int8.onnx"
-CROSS_ENCODER_SHA256 = "6d82fab4ccff4f24584f95aba655cd43d2bfefc3a9332f7505135b04a712c20c"
+CROSS_ENCODER_SHA256 = "d4b0a8306619e81c1e4b8186bf44ba74fbfdbbaa24a953c1ac0b216601439b79"
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

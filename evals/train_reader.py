@@ -24,6 +24,13 @@ With ``pairs --second-round`` (measured, not shipped: evals/README.md, "A second
 - single sentences (the best-sentence pass, Engine.best_sentence): for the expert question of
   evals/reader_questions.jsonl, the abstract sentence a helper marked as stating its answer
   (evals/reader_sentences.jsonl) is a yes and the other sentences among the closest read are a no.
+With ``pairs --third-round`` (ninth session; evals/README.md, "A third round: matched pairs"):
+- evals/reader_questions3.jsonl, written by seven helpers from the titles and abstracts alone: per
+  paper two matched pairs, each one description of the paper followed by an ask its abstract
+  states (label 1) and by an ask it does not state (label 0); the first pair in everyday words,
+  the second chatty, expert, with typos or as keywords. The near misses of the blind sets describe
+  their paper as well as the answerable questions do, which the earlier near misses ("How many
+  pictures were in the image collections they used?") did not.
 Each passage pair's passage is what the engine gives the reader (Engine.passages): the paper's
 title and its abstract sentences closest to the question. A tenth of the papers is held out of the
 fit (``--holdout``); the AUC on their pairs and how often their answer sentence is rated highest
@@ -60,10 +67,11 @@ def _rows(path: Path) -> list[dict]:
 
 QUESTION_FILES = ("reader_questions.jsonl",)
 SECOND_ROUND = "reader_questions2.jsonl"
+THIRD_ROUND = "reader_questions3.jsonl"
 SENTENCE_LABELS = "reader_sentences.jsonl"
 
 
-def make_pairs(out: Path, second_round: bool) -> None:
+def make_pairs(out: Path, second_round: bool, third_round: bool) -> None:
     from bot.answer import Engine
     from bot.config import get_settings
     from bot.reader import Passage
@@ -74,7 +82,8 @@ def make_pairs(out: Path, second_round: bool) -> None:
         questions += [(q, row["paper_id"], 1) for q in row["questions"]]
     for row in _rows(ROOT / "evals" / "near_miss_questions.jsonl"):
         questions.append((row["question"], row["paper_id"], 0))
-    for name in QUESTION_FILES + ((SECOND_ROUND,) if second_round else ()):
+    rounds = QUESTION_FILES + ((SECOND_ROUND,) if second_round else ()) + ((THIRD_ROUND,) if third_round else ())
+    for name in rounds:
         for row in _rows(ROOT / "evals" / name):
             questions += [(q, row["paper_id"], 1) for q in row["answerable"]]
             questions += [(q, row["paper_id"], 0) for q in row["near_miss"]]
@@ -264,6 +273,11 @@ def main() -> None:
         action="store_true",
         help="add evals/reader_questions2.jsonl and the labelled sentences (measured, not shipped: evals/README.md)",
     )
+    p.add_argument(
+        "--third-round",
+        action="store_true",
+        help="add evals/reader_questions3.jsonl: matched pairs, one paper described, a stated and an unstated ask",
+    )
     p = sub.add_parser("fit", help="fine-tune the cross-encoder on the pairs")
     p.add_argument("pairs", type=Path)
     p.add_argument("--out", type=Path, required=True)
@@ -282,7 +296,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=CROSS_ENCODER_PATH)
     args = parser.parse_args()
     if args.command == "pairs":
-        make_pairs(args.out, args.second_round)
+        make_pairs(args.out, args.second_round, args.third_round)
     elif args.command == "fit":
         fit(args.pairs, args.out, args)
     else:

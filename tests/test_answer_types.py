@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.answer_types import answer_type, asks_for_several, states
+from bot.answer_types import answer_type, asks_for_papers, asks_for_several, states
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
 from bot.config import Settings
 from bot.schema import Hit, Paper
@@ -224,3 +224,9 @@ def test_the_reader_rating_the_top_paper_an_answer_outweighs_the_missing_figure(
 )
 def test_asks_for_several_reads_plural_wording(question, several):
     assert asks_for_several(question) is several
+
+
+def test_a_bare_query_asks_for_several_but_not_in_words_for_papers():
+    assert asks_for_papers("Which papers study neural collapse under class imbalance?")
+    assert asks_for_several("one-step diffusion distillation")
+    assert not asks_for_papers("one-step diffusion distillation")

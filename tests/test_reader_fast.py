@@ -248,6 +248,22 @@ def test_reader_cannot_refuse_a_figure_the_read_sentences_state(tiny):
     assert plain.answered and not engine.judge(FRACTAL_QUESTION, plain).answered
 
 
+FRACTAL_PAPERS = "Which papers ask whether the boundary between trainable and untrainable hyperparameters is fractal?"
+
+
+def test_reader_cannot_refuse_a_question_for_papers_that_coverage_answers(tiny):
+    # The reader reads one paper at a time, and each paper answers a part of a question for several.
+    engine = reader_engine(tiny, ScriptedReader([0.01, 0.01, 0.01], [0.01, 0.01, 0.01]), answer_threshold=0.99)
+    retrieval = engine.retrieve_for(FRACTAL_PAPERS)
+    assert retrieval.answered
+
+    assert engine.judge(FRACTAL_PAPERS, retrieval).answered
+    strict = reader_engine(tiny, ScriptedReader([0.01, 0.01, 0.01]), answer_threshold=0.99, trust_several=False)
+    assert not strict.judge(FRACTAL_PAPERS, retrieval).answered
+    # A question for one paper stays refused.
+    assert not engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION)).answered
+
+
 def test_the_sentence_the_reader_rates_highest_is_quoted(tiny):
     plain = tiny.ask(FRACTAL_QUESTION, mode="extractive")
     top = tiny.retrieve_for(FRACTAL_QUESTION).hits[0].paper
