@@ -1,7 +1,8 @@
 """The answer engine: one pipeline from question to checked answer, and its LlamaIndex query engine.
 
 ``Engine.stream`` is the only place the pipeline is written:
-check the question -> condense a follow-up -> retrieve -> refuse when the top
+check the question -> condense a follow-up -> correct its spelling (bot.spelling)
+-> retrieve -> refuse when the top
 papers do not cover the question -> ``answerer.stream()`` -> the checked
 :class:`~bot.schema.Answer`. The answerer is extractive or LLM
 (bot.answerers); the model is injected (``Engine(settings, llm=...)``) or built
@@ -35,6 +36,7 @@ from bot.llm import build_llm, describe_failure, model_errors
 from bot.reader import Passage, Reader, build_reader, check_reader
 from bot.retrieval import Filters, HybridRetriever
 from bot.schema import REFUSAL, Answer, Hit, Paper, Retrieval, Turn
+from bot.spelling import Correction, SpellingCorrector, library_words, spelling_note
 from bot.text import check_question
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class Engine:
         self._llm = llm
         self._llm_lock = threading.Lock()
         self._reader = reader
+        self._speller: SpellingCorrector | None = None
         if self.settings.reader.enabled and reader is None:
             check_reader(self.settings.reader)  # a missing model file fails now, in one line
 
@@ -121,6 +124,17 @@ class Engine:
                 cfg = self.settings
                 self._reader = build_reader(cfg.reader, cfg.onnx_threads, cfg.onnx_spinning)
             return self._reader
+
+    def correct_spelling(self, text: str) -> Correction:
+        """``text`` with its misspelled words corrected against the library's words (bot.spelling), when on."""
+        cfg = self.settings.spelling
+        if not cfg.enabled:
+            return Correction(text)
+        with self._llm_lock:
+            if self._speller is None:  # about 1.3 s, once
+                texts = (text for p in self.manifest.papers for text in (p.title, p.abstract, *p.questions))
+                self._speller = SpellingCorrector(library_words(texts), cfg)
+        return self._speller.correct(text)
 
     def passage(self, paper: Paper, query_vector: np.ndarray) -> Passage:
         """What the reader reads of a paper: its title and its abstract sentences closest to the question."""
@@ -251,6 +265,10 @@ class Engine:
         except failures as exc:
             answerer, standalone = self.extractive, self.extractive.condense(question, history)
             notes.append(self._fell_back(exc))
+        correction = self.correct_spelling(standalone)
+        if correction.changes:
+            standalone = correction.text
+            notes.append(spelling_note(correction))
 
         retrieval = self.sources_for(standalone, k=k, filters=filters, judge=judge)
         answer = refused_answer(question, standalone, retrieval, answerer.mode)

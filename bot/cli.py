@@ -20,6 +20,7 @@ from bot.interrupt import EXIT_INTERRUPTED, MESSAGE, catching_ctrl_c, caused_by_
 from bot.outputs import file_problem
 from bot.safety import clean, clean_json
 from bot.schema import LOW_CONFIDENCE
+from bot.spelling import spelling_note
 from bot.text import check_question
 
 app = typer.Typer(
@@ -183,7 +184,11 @@ def search(
 ) -> None:
     """Rank papers for QUERY."""
     query = check_question(query)  # before the engine loads: bad input fails at once
-    hits = _engine(_settings(collection)).search(query, k=k)
+    engine = _engine(_settings(collection))
+    correction = engine.correct_spelling(query)
+    if correction.changes:  # with --json on stderr, so that stdout stays one JSON document
+        echo(f"note: {spelling_note(correction)}", err=as_json)
+    hits = engine.search(correction.text, k=k)
     if as_json:
         _print_json([h.to_dict() for h in hits])
         return

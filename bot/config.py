@@ -369,6 +369,22 @@ class ReaderSettings(BaseModel):
     n_threads: int = Field(2, ge=1, description="llama.cpp threads.")
 
 
+class SpellingSettings(BaseModel):
+    """Spelling correction of questions against the library's words (PAPERBOT_SPELLING__<NAME>); bot/spelling.py."""
+
+    enabled: bool = Field(True, description="Correct misspelled question words before the search.")
+    # On the typo-style questions of evals/styles*.jsonl every correction needed one edit; at two edits
+    # jargon that is in no word list was changed (bijective -> objective, neuromorphic -> meromorphic).
+    max_edits: int = Field(1, ge=1, le=2, description="Most letter edits between a misspelled word and its correction.")
+    min_chars: int = Field(5, description="Shorter words are never corrected (isnt, wiht, iter).")
+    min_part_chars: int = Field(
+        4, description="A word made of two library words this long each is left alone (promptable, eigenvector)."
+    )
+    library_weight: int = Field(
+        1_000_000, description="A library word counts this many times an English word's count, so its words win ties."
+    )
+
+
 class AdapterSettings(BaseModel):
     """The query adapter: a linear map on the question's vector before dense search (PAPERBOT_ADAPTER__<NAME>)."""
 
@@ -530,6 +546,7 @@ class Settings(BaseSettings):
     extractive: ExtractiveSettings = Field(default_factory=ExtractiveSettings, description="Extractive answers.")
     reader: ReaderSettings = Field(default_factory=ReaderSettings, description="The yes/no reader model.")
     adapter: AdapterSettings = Field(default_factory=AdapterSettings, description="The dense search's query adapter.")
+    spelling: SpellingSettings = Field(default_factory=SpellingSettings, description="Question spelling correction.")
 
     # LLM mode (any OpenAI-compatible server).
     llm_model: str = Field(

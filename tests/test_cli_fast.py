@@ -62,6 +62,22 @@ def test_search_ranks_the_paper_first(cli):
     assert json.loads(result.output)[0]["title"] == FRACTAL_TITLE
 
 
+def test_search_corrects_spelling_and_says_so(cli):
+    result = cli.invoke(app, ["search", FRACTAL_QUESTION.replace("fractal", "fractl")])
+
+    assert result.exit_code == 0, result.output
+    note, first = result.stdout.splitlines()[:2]
+    assert note == "note: Spelling corrected for the search: fractl -> fractal."
+    assert FRACTAL_TITLE in first
+
+
+def test_search_json_keeps_the_spelling_note_off_stdout(cli):
+    result = cli.invoke(app, ["search", FRACTAL_QUESTION.replace("fractal", "fractl"), "--json"])
+
+    assert json.loads(result.stdout)[0]["title"] == FRACTAL_TITLE
+    assert "fractl -> fractal" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

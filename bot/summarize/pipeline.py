@@ -9,6 +9,7 @@ from collections.abc import Callable
 from bot.answer import Engine
 from bot.citations import keep_resolvable, markers_in
 from bot.llm import describe_failure, model_errors
+from bot.spelling import spelling_note
 from bot.summarize.claims import pick_claims
 from bot.summarize.select import select_papers
 from bot.summarize.themes import (
@@ -47,7 +48,10 @@ def summarize(
     report = progress or (lambda fraction, message: None)
 
     report(0.02, "finding papers")
-    kept, covered, notes = select_papers(engine, topic, limit)
+    correction = engine.correct_spelling(topic)  # the summary keeps the topic as typed
+    kept, covered, notes = select_papers(engine, correction.text, limit)
+    if correction.changes:
+        notes.insert(0, spelling_note(correction))
     summary = Summary(topic=topic, themes=[], references=[], covered=covered, mode=resolved, notes=notes)
     if not covered:
         summary.seconds = time.perf_counter() - started
@@ -69,10 +73,10 @@ def summarize(
     background = [engine.retriever.papers[pid] for pid in sample if pid not in kept_ids]
     fallback: list[str] = []  # distinctive-terms names, computed only when a theme's titles share no phrase
     phrases = phrase_index(engine)
-    topic_stems = phrases.text_stems(topic)
+    topic_stems = phrases.text_stems(correction.text)
 
     report(0.25, "choosing each paper's key claim")
-    topic_vec = engine.retriever.embed_query(topic)
+    topic_vec = engine.retriever.embed_query(correction.text)
     claims = pick_claims(engine, [c.hit.paper for c in kept], topic_vec)
 
     llm = None
