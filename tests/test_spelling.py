@@ -55,6 +55,15 @@ def test_short_words_and_first_letters_are_left_alone(speller):
     assert speller.correct("bnetwork").text == "bnetwork"
 
 
+def test_a_question_in_another_language_is_left_alone(speller):
+    spanish = "¿Qué modelos de difusión generan imágenes realistas?"  # modelos -> models, generan -> general
+    assert speller.correct(spanish).text == spanish
+    assert speller.correct("kernal methods for neural netwroks").changes == [
+        ("kernal", "kernel"),
+        ("netwroks", "networks"),
+    ]
+
+
 def test_changes_list_each_correction(speller):
     correction = speller.correct("nueral netwrok")
     assert correction.changes == [("nueral", "neural"), ("netwrok", "network")]
