@@ -10,9 +10,10 @@ Invariants (``SpellingSettings``):
   words), pyspellchecker's (160,572, only to recognise words) and the library's words (titles,
   abstracts, example questions, lowercased). Corrections come from the first and the last.
 - Never corrected: words shorter than ``min_chars``; capitalised words, which are mostly names (Kalman,
-  Paxos, Kaggle are in neither list), acronyms and mixed-case names (LoRA, GFlowNets); words with an
-  apostrophe or a digit; a known word with a common prefix or ending (rerank, retrains); two of the
-  library's words run together (promptable, eigenvector): jargon is often in neither list.
+  Paxos, Kaggle are in no list), acronyms and mixed-case names (LoRA, GFlowNets); words with an
+  apostrophe, a digit or a non-ASCII letter; a known word with a common prefix or ending (rerank,
+  retrains; not embeding, whose "embedding" is known); two of the library's words run together
+  (promptable, eigenvector): jargon is often in no list.
 - The correction is the known word at most ``max_edits`` letter edits away (Damerau-Levenshtein:
   a swap of neighbouring letters is one edit) that begins with the same letter (people seldom mistype
   the first letter; nanometers -> manometers, bfloat -> float were wrong); among equals the library's
@@ -86,7 +87,12 @@ class SpellingCorrector:
             return True
         if any(word.startswith(p) and word[len(p) :] in self._known for p in _PREFIXES):
             return True
-        if any(word.endswith(e) and word[: -len(e)] in self._known for e in _ENDINGS):
+        # An ending after a known word, unless that word with its last letter doubled is known too:
+        # embeding, begining, occured are typos of embedding, beginning, occurred.
+        if any(
+            word.endswith(e) and (stem := word[: -len(e)]) in self._known and stem + stem[-1] + e not in self._known
+            for e in _ENDINGS
+        ):
             return True
         least = self.cfg.min_part_chars
         return any(word[:i] in self._library and word[i:] in self._library for i in range(least, len(word) - least + 1))

@@ -13,7 +13,7 @@ LIBRARY = [
     "The boundary of neural network trainability is fractal",
     "Minimum width of leaky-ReLU networks for universal approximation with a kernel trick",
     "Low-rank adaptation (LoRA) of GFlowNets with the Kalman filter and bfloat16 arithmetic",
-    "Prompt tuning is able to adapt a quantized model",
+    "Prompt tuning is able to adapt a quantized model and its embedding",
 ]
 
 
@@ -29,6 +29,7 @@ def speller() -> SpellingCorrector:
         ("universal aproximation", "universal approximation"),  # a dropped letter
         ("the kernal trick", "the kernel trick"),  # the library's word before rarer English ones
         ("is trainabilty fractal?", "is trainability fractal?"),
+        ("the embeding of a model", "the embedding of a model"),  # a known word + ending, but "embedding" is known
     ],
 )
 def test_typos_are_corrected(speller, typed, corrected):
