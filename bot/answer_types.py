@@ -19,13 +19,16 @@ what they want. A type's sentence test is generous (any figure that is no part
 of a name counts for a quantity), and the answerer says "not stated" only when
 the top paper's whole abstract states none, does not name the asked thing and
 the reader doubts the paper (:meth:`bot.answerers.ExtractiveAnswerer._not_stated`),
-because a false "not stated" costs more than a missed near miss.
+because a false "not stated" costs more than a missed near miss. One check needs no doubt: the
+clause that asks names something (a benchmark, a metric: "What FID ... on ImageNet?") that the
+paper the answer would open with never names (:func:`unnamed_terms`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 # A figure: digits that are not part of a name (DreamerV3, FathomNet2023, CIFAR-10, GPT-4o, E1, l1), a
 # percentage, a number word ("one" is mostly a pronoun, "one of the key elements", unless it follows "only" and
@@ -97,6 +100,59 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
         re.compile(r"(?i:\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b)|\b[A-Z]\w*[A-Z0-9]\w*"),
     ),
 )
+
+
+# A name in a question: a word with a second capital or a digit after its first capital (ImageNet, FID, AIME24,
+# GPT-4o, Re-Basin); a capitalised word alone ("What", "Stable") is not one.
+_NAMED_TERM = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][\w-]*")
+_FOLDED = re.compile(r"[^a-z0-9]")
+# Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
+CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
+
+
+def asking_clause(question: str, kind: AnswerType) -> str:
+    """The clause of ``question`` that asks for ``kind``, from its asking words on ("" when none does)."""
+    for clause in CLAUSE_END.split(question):
+        if match := kind.asks.search(clause):
+            return clause[match.start() :]
+    return ""
+
+
+def _folded(text: str) -> str:
+    return _FOLDED.sub("", text.lower())
+
+
+def _uses(term: str, folded: str, words: set[str]) -> bool:
+    """Whether a text (``folded`` whole, and its folded ``words``) uses ``term``: as written, plural or
+    singular; for a hyphenated term, each part that is a name itself (PCA-compressed: PCA); or one
+    word at least ``NAME_MATCH`` alike (a typo: MotionDifuser for MotionDiffuser)."""
+    key = _folded(term).removesuffix("s")
+    if key in folded:
+        return True
+    parts = [p for p in term.split("-") if _NAMED_TERM.fullmatch(p)]
+    if "-" in term and all(_uses(p, folded, words) for p in parts):
+        return True
+    return any(SequenceMatcher(None, key, w).ratio() >= NAME_MATCH for w in words if abs(len(w) - len(key)) <= 2)
+
+
+# A question asking which paper did something is a lookup, whatever else it names.
+_ASKS_FOR_A_PAPER = re.compile(r"\b(which|what) (work|paper|study|article)s?\b", re.I)
+NAME_MATCH = 0.9  # SequenceMatcher ratio: motiondifuser / motiondiffuser 0.96, resnet / regnet 0.83
+
+
+def unnamed_terms(question: str, kind: AnswerType, text: str) -> list[str]:
+    """The names in the clause asking for ``kind`` (ImageNet, FID, LSUN) that ``text`` never uses.
+
+    Compared without case, spaces and hyphens (:func:`_uses`): an abstract that never names the
+    benchmark or metric a question asks about does not state its figure there. A question that asks
+    which paper did something names the paper's own terms and gets none.
+    """
+    if _ASKS_FOR_A_PAPER.search(question):
+        return []
+    folded = _folded(text)
+    words = {_folded(w) for w in text.split()}
+    terms = [t.strip("-") for t in _NAMED_TERM.findall(asking_clause(question, kind))]
+    return [t for t in terms if not _uses(t, folded, words)]
 
 
 def answer_type(question: str) -> AnswerType | None:

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bot.answer_types import LEANS_ON_CONTEXT, AnswerType, answer_type, asks_for_several, states
+from bot.answer_types import (
+    LEANS_ON_CONTEXT,
+    AnswerType,
+    answer_type,
+    asking_clause,
+    asks_for_several,
+    states,
+    unnamed_terms,
+)
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
@@ -54,8 +62,6 @@ _MIN_REWRITE_CHARS = 3  # a shorter "standalone question" from the model is no q
 
 # Words of the asking clause that say what kind of answer is wanted, not what it is about.
 _ASKING_WORDS = frozenset({"many", "much", "kind", "kinds"})
-# Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
-_CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
 
 
 def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
@@ -65,12 +71,9 @@ def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
     which image dataset did they run their experiments on?" -> {image, datas, run, exper}. The words
     nearest the asking words say what is asked; a long description of the paper after them does not.
     """
-    for clause in _CLAUSE_END.split(question):
-        if match := kind.asks.search(clause):
-            words = [w for w in tokens(clause[match.start() :]) if len(w) > 2 and w not in stopwords()]
-            kept = [w for w in words if w not in _ASKING_WORDS]
-            return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
-    return frozenset()
+    words = [w for w in tokens(asking_clause(question, kind)) if len(w) > 2 and w not in stopwords()]
+    kept = [w for w in words if w not in _ASKING_WORDS]
+    return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
 
 
 def focus_overlap(focus: frozenset[str], sentence: str) -> int:
@@ -221,6 +224,9 @@ class ExtractiveAnswerer:
         floors = np.array([least if h in vouched else floor for h, _ in candidates])
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
+        lead_paper = hits[candidates[order[0]][0]].paper  # the paper the answer would open with
+        if asked is not None and cfg.check_named_terms and self._unnamed(question, asked, lead_paper):
+            return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         if kind is not None:
             typed = [i for i in order if score[i] >= floor and states(kind, candidates[i][1])]
             if typed:
@@ -266,6 +272,11 @@ class ExtractiveAnswerer:
         if asked is not None and cfg.detail_sentence:
             chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
         return self._cite(chosen, candidates, hits)
+
+    def _unnamed(self, question: str, kind: AnswerType, top: Paper) -> bool:
+        """The clause asking for ``kind`` names something (a benchmark, a metric: ImageNet, FID) that ``top``'s
+        title and abstract never use: the detail asked for cannot be stated there, whatever the reader says."""
+        return bool(unnamed_terms(question, kind, f"{top.title} {top.abstract}"))
 
     def _not_stated(self, question: str, kind: AnswerType, top: Paper) -> bool:
         """No candidate above the floor states the ``kind`` asked for: is the detail missing from ``top``'s abstract?

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.answer_types import answer_type, asks_for_papers, asks_for_several, states
+from bot.answer_types import answer_type, asks_for_papers, asks_for_several, states, unnamed_terms
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
 from bot.config import Settings
 from bot.schema import Hit, Paper
@@ -200,6 +200,34 @@ def test_the_reader_rating_the_top_paper_an_answer_outweighs_the_missing_figure(
 
     assert _not_stated(question, reader=[cut + 0.1]) is None
     assert _not_stated(question, reader=[cut - 0.1]) == "the figure asked for"
+
+
+def test_a_name_the_abstract_never_uses_means_the_detail_is_not_stated():
+    question = "How many noise dimensions does a GAN need on ImageNet?"  # the abstract never names ImageNet
+
+    assert _not_stated(question, reader=[0.9], check_named_terms=True) == "the figure asked for"
+    assert _not_stated(question, reader=[0.9], check_named_terms=False) is None
+    # GAN is named in the abstract: nothing is missing, and the reader's yes stands.
+    assert _not_stated("How many noise dimensions does a GAN need?", reader=[0.9], check_named_terms=True) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "missing"),
+    [
+        (
+            "What FID does DPM-Solver reach on ImageNet 256x256?",
+            "DPM-Solver reaches FID 4.70 on CIFAR-10.",
+            ["ImageNet"],
+        ),
+        ("What FID does DPM-Solver reach on CIFAR-10?", "DPM-Solver reaches FID 4.70 on CIFAR10.", []),
+        ("How many GPUs does it need?", "Training takes a day on 8 A100 GPU nodes.", []),  # plural, case
+        # Only the asking clause counts: the asker's own tools are not asked about.
+        ("Our pipeline uses SciPy, so how many seconds does AutoKnots take?", "AutoKnots takes 3 seconds.", []),
+        ("Which datasets did they use?", "We use three datasets.", []),  # no name asked about
+    ],
+)
+def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(question, text, missing):
+    assert unnamed_terms(question, answer_type(question), text) == missing
 
 
 @pytest.mark.parametrize(
