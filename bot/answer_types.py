@@ -20,8 +20,8 @@ of a name counts for a quantity), and the answerer says "not stated" only when
 the top paper's whole abstract states none, does not name the asked thing and
 the reader doubts the paper (:meth:`bot.answerers.ExtractiveAnswerer._not_stated`),
 because a false "not stated" costs more than a missed near miss. One check needs no doubt: the
-clause that asks names something (a benchmark, a metric: "What FID ... on ImageNet?") that the
-paper the answer would open with never names (:func:`unnamed_terms`).
+clause that asks names things (a benchmark, a metric: "What FID ... on ImageNet?") that none of
+the first few papers names all of (:func:`unnamed_terms`).
 """
 
 from __future__ import annotations

@@ -224,8 +224,11 @@ class ExtractiveAnswerer:
         floors = np.array([least if h in vouched else floor for h, _ in candidates])
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
-        lead_paper = hits[candidates[order[0]][0]].paper  # the paper the answer would open with
-        if asked is not None and cfg.check_named_terms and self._unnamed(question, asked, lead_paper):
+        if (
+            asked is not None
+            and cfg.check_named_terms
+            and self._unnamed(question, asked, hits[: cfg.named_terms_papers])
+        ):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         if kind is not None:
             typed = [i for i in order if score[i] >= floor and states(kind, candidates[i][1])]
@@ -273,10 +276,12 @@ class ExtractiveAnswerer:
             chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
         return self._cite(chosen, candidates, hits)
 
-    def _unnamed(self, question: str, kind: AnswerType, top: Paper) -> bool:
-        """The clause asking for ``kind`` names something (a benchmark, a metric: ImageNet, FID) that ``top``'s
-        title and abstract never use: the detail asked for cannot be stated there, whatever the reader says."""
-        return bool(unnamed_terms(question, kind, f"{top.title} {top.abstract}"))
+    @staticmethod
+    def _unnamed(question: str, kind: AnswerType, hits: list[Hit]) -> bool:
+        """The clause asking for ``kind`` names things (a paper's method, a benchmark, a metric: DSNO, ImageNet,
+        FID) that no one of ``hits`` names all of in its title and abstract: the detail asked for cannot be
+        stated there, whatever the reader says."""
+        return all(unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}") for h in hits)
 
     def _not_stated(self, question: str, kind: AnswerType, top: Paper) -> bool:
         """No candidate above the floor states the ``kind`` asked for: is the detail missing from ``top``'s abstract?

@@ -155,13 +155,15 @@ class ExtractiveSettings(BaseModel):
     check_answer_type: bool = Field(
         True, description="Say the detail is not stated when no sentence carries the kind of answer asked for."
     )
-    # 20 earlier sets: near misses refused 0.66 -> 0.70 (12 more, none of 1,280 answerable questions
-    # changed); blind details1: near misses 0.62 -> 0.71, detail figures found 0.75 either way.
+    # Measured in evals/README.md, "Spelling correction and named terms".
     check_named_terms: bool = Field(
         True,
         description="Say the detail is not stated when the clause asking for it names something (ImageNet, FID) "
-        "the top paper's title and abstract never use.",
+        "none of the first named_terms_papers papers names all of in its title and abstract.",
     )
+    # 3: the papers an answer quotes; the best sentence's paper alone said "not stated" to a question naming
+    # its paper (DSNO) when the best sentence came from another paper (typos1 ty1_030).
+    named_terms_papers: int = Field(3, ge=1, description="With check_named_terms: the papers searched for the names.")
     not_stated_head_words: int = Field(
         1,
         ge=0,

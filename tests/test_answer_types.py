@@ -211,6 +211,22 @@ def test_a_name_the_abstract_never_uses_means_the_detail_is_not_stated():
     assert _not_stated("How many noise dimensions does a GAN need?", reader=[0.9], check_named_terms=True) is None
 
 
+def test_a_name_used_by_another_of_the_first_papers_is_not_missing():
+    # The best sentence comes from the GAN paper, which never names DSNO; the second paper does.
+    question = "What FID does DSNO get on CIFAR-10?"
+    dsno = [("DSNO reaches an FID of 3.78 on CIFAR-10 with one model evaluation.", [0.0, 1.0, 0.0, 0.0])]
+    settings = Settings()
+    hits = [
+        Hit(Paper("gan", "Noise in GANs", " ".join(s for s, _ in NOISE)), 1.0, 0.8, ""),
+        Hit(Paper("dsno", "Fast sampling with neural operators", dsno[0][0]), 0.9, 0.7, ""),
+    ]
+    answerer = ExtractiveAnswerer(settings, _Sentences({"gan": NOISE, "dsno": dsno}))  # type: ignore[arg-type]
+    qvec = np.array([1.0, 0.2, 0.0, 0.0], dtype=np.float32)
+
+    assert answerer.answer(question, hits, qvec, reader=[0.9, 0.9]).not_stated is None
+    assert answerer.answer(question, hits[:1], qvec, reader=[0.9]).not_stated == "the figure asked for"
+
+
 @pytest.mark.parametrize(
     ("question", "text", "missing"),
     [
