@@ -390,10 +390,10 @@ class SpellingSettings(BaseModel):
         4, description="A word made of two library words this long each is left alone (promptable, eigenvector)."
     )
     foreign_words: int = Field(
-        3, description="This many unknown words, over foreign_share of the words, stop all correction."
+        3, description="This many words in no word list, over foreign_share of the question's words, stop correction."
     )
     foreign_share: float = Field(
-        0.5, description="Share of the words of min_chars letters or more that, unknown, marks another language."
+        0.5, description="Share of a question's words in no word list above which it is taken for another language."
     )
     library_weight: int = Field(
         1_000_000, description="A library word counts this many times an English word's count, so its words win ties."
