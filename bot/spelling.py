@@ -32,9 +32,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 from bot.config import SpellingSettings
+
+if TYPE_CHECKING:
+    from symspellpy import SymSpell
 
 # Letters (any script) and digits, with an apostrophe inside (wasn't, Mallat's); hyphenated words are read
 # part by part.
@@ -60,6 +65,21 @@ def library_words(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
+@cache
+def _english(max_edits: int) -> tuple[SymSpell, frozenset[str]]:
+    """symspellpy's English list as a look-up index, and every English word both lists know (loaded once
+    a process: about 1.5 s)."""
+    from spellchecker import SpellChecker
+    from symspellpy import SymSpell
+
+    index = SymSpell(max_dictionary_edit_distance=max_edits)
+    index.load_dictionary(str(files("symspellpy") / ENGLISH_WORDS), term_index=0, count_index=1)
+    # A second, larger English list (pyspellchecker's 160,572 words, American spellings) only to
+    # recognise words: symspellpy's list lacks skeptical, aluminum, nanometers, repellence.
+    more = SpellChecker(language="en", distance=1).word_frequency.dictionary
+    return index, frozenset(index.words) | frozenset(more)
+
+
 class SpellingCorrector:
     """Corrects the misspelled words of a question (see the module docstring)."""
 
@@ -67,18 +87,12 @@ class SpellingCorrector:
         from symspellpy import SymSpell  # only when the first question is corrected
 
         self.cfg = cfg
-        self._symspell = SymSpell(max_dictionary_edit_distance=cfg.max_edits)
-        self._symspell.load_dictionary(str(files("symspellpy") / ENGLISH_WORDS), term_index=0, count_index=1)
-        # A second, larger English list (pyspellchecker's 160,572 words, American spellings) only to
-        # recognise words: symspellpy's list lacks skeptical, aluminum, nanometers, repellence.
-        from spellchecker import SpellChecker
-
-        more = SpellChecker(language="en", distance=1).word_frequency.dictionary
-        self._english = frozenset(self._symspell.words) | frozenset(more)
+        self._english_index, english = _english(cfg.max_edits)
+        self._library_index = SymSpell(max_dictionary_edit_distance=cfg.max_edits)
         for word, count in words.items():
-            self._symspell.create_dictionary_entry(word, count * cfg.library_weight)
+            self._library_index.create_dictionary_entry(word, count * cfg.library_weight)
         self._library = frozenset(words)
-        self._known = self._english | self._library
+        self._known = english | self._library
 
     def known(self, word: str) -> bool:
         """Whether ``word`` (lowercase) is in a word list, a known word with a prefix or an ending, or two
@@ -110,9 +124,12 @@ class SpellingCorrector:
             return word
         from symspellpy import Verbosity
 
-        found = self._symspell.lookup(word, Verbosity.CLOSEST, max_edit_distance=self.cfg.max_edits)
-        same_start = [s.term for s in found if s.term[0] == word[0]]
-        return same_start[0] if same_start else word
+        found: dict[str, tuple[int, int]] = {}  # term -> (edits, count), a library word's count weighted up
+        for index in (self._english_index, self._library_index):
+            for s in index.lookup(word, Verbosity.CLOSEST, max_edit_distance=self.cfg.max_edits):
+                found[s.term] = (s.distance, found.get(s.term, (0, 0))[1] + s.count)
+        same_start = [t for t in found if t[0] == word[0]]
+        return min(same_start, key=lambda t: (found[t][0], -found[t][1])) if same_start else word
 
     def correct(self, text: str) -> Correction:
         """``text`` with its misspelled words corrected, and the changes; none when many words are

@@ -70,6 +70,7 @@ def test_changes_list_each_correction(speller):
     assert correction.changes == [("nueral", "neural"), ("netwrok", "network")]
 
 
+@pytest.mark.slow  # the English list with two-edit deletes takes about 6 s to build
 def test_two_edits_only_when_allowed():
     words = library_words(LIBRARY)
     assert SpellingCorrector(words, SpellingSettings()).correct("aproximaton").text == "aproximaton"
