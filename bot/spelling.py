@@ -134,7 +134,7 @@ class SpellingCorrector:
     def correct(self, text: str) -> Correction:
         """``text`` with its misspelled words corrected, and the changes; none when many words are
         unknown (another language, or not words at all)."""
-        words = _WORD.findall(text)
+        words = [word for word in _WORD.findall(text) if not word.isdigit()]  # a number is no word of any language
         unknown = sum(word.lower() not in self._known for word in words)
         if unknown >= self.cfg.foreign_words and unknown > self.cfg.foreign_share * len(words):
             return Correction(text)

@@ -65,6 +65,10 @@ def test_a_question_in_another_language_is_left_alone(speller):
     ]
 
 
+def test_numbers_do_not_make_a_question_look_foreign(speller):
+    assert speller.correct("nueral netwroks at 256 and 512 in 2023").text == "neural networks at 256 and 512 in 2023"
+
+
 def test_changes_list_each_correction(speller):
     correction = speller.correct("nueral netwrok")
     assert correction.changes == [("nueral", "neural"), ("netwrok", "network")]
