@@ -182,7 +182,7 @@ class ExtractiveAnswerer:
         sentence is, the paper taking one more sentence for each after the first.
         """
         cfg = self.settings.extractive
-        asked = answer_type(question)
+        asked = answer_type(question, wide=True)
         # The reader rating the top paper an answer outweighs the missing figure (a "how many ..." question
         # answered in words); without the reader there is nothing to outweigh it.
         doubted = not reader or reader[0] < cfg.not_stated_max_yes
