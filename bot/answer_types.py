@@ -188,18 +188,19 @@ def _spells(letters: str, words: tuple[str, ...]) -> bool:
     return any(word[0] == first and rest(i, letters) for i, word in enumerate(words))
 
 
-def _uses(term: str, text: _Text) -> bool:
+def _uses(term: str, text: _Text, match: float) -> bool:
     """Whether ``text`` uses ``term``: as written, plural or singular, without case, spaces and hyphens; for
-    a hyphenated term, each part that is a name itself (PCA-compressed: PCA); one word at least ``NAME_MATCH``
-    alike (a typo: MotionDifuser for MotionDiffuser); or, for an acronym, the words it stands for (NFE:
+    a hyphenated term, each part that is a name itself (PCA-compressed: PCA); one word at least ``match``
+    alike (SequenceMatcher ratio) (a typo: MotionDifuser for MotionDiffuser); or, for an acronym, the words it stands for (NFE:
     number of function evaluations)."""
     key = _folded(term).removesuffix("s")
     if key in text.folded:
         return True
     parts = [p for p in term.split("-") if _NAMED_TERM.fullmatch(p)]
-    if "-" in term and all(_uses(p, text) for p in parts):
+    if "-" in term and all(_uses(p, text, match) for p in parts):
         return True
-    if any(SequenceMatcher(None, key, w).ratio() >= NAME_MATCH for w in text.words if abs(len(w) - len(key)) <= 2):
+    # A ratio of 0.9 or more leaves lengths within two letters of each other for names of this size.
+    if any(SequenceMatcher(None, key, w).ratio() >= match for w in text.words if abs(len(w) - len(key)) <= 2):
         return True
     acronym = term.removesuffix("s")
     return bool(_ACRONYM.fullmatch(acronym)) and _spells(acronym.lower(), text.sequence)
@@ -207,7 +208,6 @@ def _uses(term: str, text: _Text) -> bool:
 
 # A question asking which paper did something is a lookup, whatever else it names.
 _ASKS_FOR_A_PAPER = re.compile(r"\b(which|what) (work|paper|study|article)s?\b", re.I)
-NAME_MATCH = 0.9  # SequenceMatcher ratio: motiondifuser / motiondiffuser 0.96, resnet / regnet 0.83
 
 
 def clause_terms(question: str, kind: AnswerType) -> list[str]:
@@ -218,38 +218,38 @@ def clause_terms(question: str, kind: AnswerType) -> list[str]:
     return [t.strip("-") for t in _NAMED_TERM.findall(asking_clause(question, kind))]
 
 
-def unnamed_terms(question: str, kind: AnswerType, text: str) -> list[str]:
+def unnamed_terms(question: str, kind: AnswerType, text: str, match: float) -> list[str]:
     """The names in the clause asking for ``kind`` (ImageNet, FID, LSUN) that ``text`` never uses.
 
     Compared as :func:`_uses` does: an abstract that never names the benchmark or metric a question
     asks about does not state its figure there.
     """
     read = _Text.of(text)
-    return [t for t in clause_terms(question, kind) if not _uses(t, read)]
+    return [t for t in clause_terms(question, kind) if not _uses(t, read, match)]
 
 
 # The authors speaking of their own work: a name they introduce there is the paper's own (DSNO, InstaFlow).
 _AUTHORS_OWN = re.compile(r"\b(we|our|us)\b", re.I)
 
 
-def own_name(term: str, title: str, sentences: list[str]) -> bool:
+def own_name(term: str, title: str, sentences: list[str], match: float) -> bool:
     """Whether ``term`` is the paper's own (its method: DSNO, InstaFlow): used in its ``title``, or first used
     in a sentence of its abstract where the authors speak of their work ("We propose ... (DSNO)") or that
     defines it in brackets. A figure need not repeat the paper's own name beside it."""
-    if _uses(term, _Text.of(title)):
+    if _uses(term, _Text.of(title), match):
         return True
-    first = next((s for s in sentences if _uses(term, _Text.of(s))), None)
+    first = next((s for s in sentences if _uses(term, _Text.of(s), match)), None)
     return first is not None and bool(_AUTHORS_OWN.search(first) or f"({term})" in first)
 
 
-def states_beside(kind: AnswerType, sentences: list[str], names: list[str], window: int) -> bool:
+def states_beside(kind: AnswerType, sentences: list[str], names: list[str], window: int, match: float) -> bool:
     """Whether some sentence of ``sentences`` states ``kind`` with every one of ``names`` in it or in the
     ``window`` - 1 sentences before it: "What FID ... on ImageNet?" needs a figure beside FID and ImageNet
     ("Experiments on ImageNet ... . We reach an FID of 3.1."), not one on CIFAR-10 only."""
     for i, sentence in enumerate(sentences):
         if states(kind, sentence):
             near = _Text.of(" ".join(sentences[max(0, i - window + 1) : i + 1]))
-            if all(_uses(name, near) for name in names):
+            if all(_uses(name, near, match) for name in names):
                 return True
     return False
 

@@ -286,7 +286,8 @@ class ExtractiveAnswerer:
         ImageNet, FID) that no one of ``hits`` names all of in its title and abstract, or, with
         ``check_terms_together``, when each of those that do lacks it (:meth:`_lacks`).
         """
-        named = [h for h in hits if not unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}")]
+        match = self.settings.extractive.name_match
+        named = [h for h in hits if not unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}", match)]
         if not named:
             return True
         return self.settings.extractive.check_terms_together and all(
@@ -301,9 +302,10 @@ class ExtractiveAnswerer:
         clause that names nothing but the paper's own (its method) is left to the type check, which the
         reader's yes outweighs (measured: evals/README.md, "Figures beside their names").
         """
+        cfg = self.settings.extractive
         sentences, _ = self.retriever.sentence_vectors(paper)
-        names = [t for t in clause_terms(question, kind) if not own_name(t, paper.title, sentences)]
-        return bool(names) and not states_beside(kind, sentences, names, self.settings.extractive.terms_window)
+        names = [t for t in clause_terms(question, kind) if not own_name(t, paper.title, sentences, cfg.name_match)]
+        return bool(names) and not states_beside(kind, sentences, names, cfg.terms_window, cfg.name_match)
 
     def _not_stated(self, question: str, kind: AnswerType, top: Paper) -> bool:
         """No candidate above the floor states the ``kind`` asked for: is the detail missing from ``top``'s abstract?

@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.schema import Hit, Paper
 from bot.text import stem, tokens
 
+MATCH = Settings().extractive.name_match
 DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world dataset did they evaluate on?"
 
 
@@ -278,7 +279,7 @@ def test_a_name_used_by_another_of_the_first_papers_is_not_missing():
     ],
 )
 def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(question, text, missing):
-    assert unnamed_terms(question, answer_type(question, wide=True), text) == missing
+    assert unnamed_terms(question, answer_type(question, wide=True), text, MATCH) == missing
 
 
 @pytest.mark.parametrize(
@@ -329,7 +330,7 @@ DSNO = [
     ],
 )
 def test_own_name_is_in_the_title_or_introduced_by_the_authors(term, own):
-    assert own_name(term, "Fast Sampling via Operators", DSNO) is own
+    assert own_name(term, "Fast Sampling via Operators", DSNO, MATCH) is own
 
 
 @pytest.mark.parametrize(
@@ -343,7 +344,7 @@ def test_own_name_is_in_the_title_or_introduced_by_the_authors(term, own):
     ],
 )
 def test_states_beside_needs_the_figure_and_the_names_within_the_window(names, window, stated):
-    assert states_beside(answer_type("What FID does it reach?"), DSNO, names, window) is stated
+    assert states_beside(answer_type("What FID does it reach?"), DSNO, names, window, MATCH) is stated
 
 
 def _answer_dsno(question: str, **update) -> str | None:
