@@ -28,7 +28,10 @@ from bot.answer_types import (
     answer_type,
     asking_clause,
     asks_for_several,
+    clause_terms,
+    own_name,
     states,
+    states_beside,
     unnamed_terms,
 )
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
@@ -179,7 +182,7 @@ class ExtractiveAnswerer:
         sentence is, the paper taking one more sentence for each after the first.
         """
         cfg = self.settings.extractive
-        asked = answer_type(question)
+        asked = answer_type(question, wide=True)
         # The reader rating the top paper an answer outweighs the missing figure (a "how many ..." question
         # answered in words); without the reader there is nothing to outweigh it.
         doubted = not reader or reader[0] < cfg.not_stated_max_yes
@@ -227,7 +230,7 @@ class ExtractiveAnswerer:
         if (
             asked is not None
             and cfg.check_named_terms
-            and self._unnamed(question, asked, hits[: cfg.named_terms_papers])
+            and self._missing(question, asked, hits[: cfg.named_terms_papers])
         ):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         if kind is not None:
@@ -276,12 +279,33 @@ class ExtractiveAnswerer:
             chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
         return self._cite(chosen, candidates, hits)
 
-    @staticmethod
-    def _unnamed(question: str, kind: AnswerType, hits: list[Hit]) -> bool:
-        """The clause asking for ``kind`` names things (a paper's method, a benchmark, a metric: DSNO, ImageNet,
-        FID) that no one of ``hits`` names all of in its title and abstract: the detail asked for cannot be
-        stated there, whatever the reader says."""
-        return all(unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}") for h in hits)
+    def _missing(self, question: str, kind: AnswerType, hits: list[Hit]) -> bool:
+        """Whether the detail the question asks for is missing from all of ``hits``, whatever the reader says.
+
+        It is when the clause asking for ``kind`` names things (a paper's method, a benchmark, a metric: DSNO,
+        ImageNet, FID) that no one of ``hits`` names all of in its title and abstract, or, with
+        ``check_terms_together``, when each of those that do lacks it (:meth:`_lacks`).
+        """
+        match = self.settings.extractive.name_match
+        named = [h for h in hits if not unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}", match)]
+        if not named:
+            return True
+        return self.settings.extractive.check_terms_together and all(
+            self._lacks(question, kind, h.paper) for h in named
+        )
+
+    def _lacks(self, question: str, kind: AnswerType, paper: Paper) -> bool:
+        """Whether ``paper``, which names everything the asking clause names, still lacks the detail.
+
+        It does when no sentence states ``kind`` beside the clause's names that are not the paper's own
+        (:func:`bot.answer_types.states_beside`: an FID on CIFAR-10 is no answer to "FID on ImageNet?"). A
+        clause that names nothing but the paper's own (its method) is left to the type check, which the
+        reader's yes outweighs (measured: evals/README.md, "Figures beside their names").
+        """
+        cfg = self.settings.extractive
+        sentences, _ = self.retriever.sentence_vectors(paper)
+        names = [t for t in clause_terms(question, kind) if not own_name(t, paper.title, sentences, cfg.name_match)]
+        return bool(names) and not states_beside(kind, sentences, names, cfg.terms_window, cfg.name_match)
 
     def _not_stated(self, question: str, kind: AnswerType, top: Paper) -> bool:
         """No candidate above the floor states the ``kind`` asked for: is the detail missing from ``top``'s abstract?

@@ -164,6 +164,25 @@ class ExtractiveSettings(BaseModel):
     # 3: the papers an answer quotes; the best sentence's paper alone said "not stated" to a question naming
     # its paper (DSNO) when the best sentence came from another paper (typos1 ty1_030).
     named_terms_papers: int = Field(3, ge=1, description="With check_named_terms: the papers searched for the names.")
+    # SequenceMatcher ratio: motiondifuser / motiondiffuser 0.96 (a typo, the same name), resnet / regnet 0.83 (two).
+    name_match: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="With check_named_terms: a word this alike to a question's name (a one-letter typo) uses the name.",
+    )
+    # Measured in evals/README.md, "Figures beside their names".
+    check_terms_together: bool = Field(
+        True,
+        description="With check_named_terms: say the detail is not stated also when no paper that names the "
+        "asking clause's names has a sentence stating the kind beside those names that are not its own method's.",
+    )
+    terms_window: int = Field(
+        2,
+        ge=1,
+        description="With check_terms_together: the sentences read together, the one stating the kind and those "
+        "before it ('Experiments on ImageNet ... . We reach FID 3.1.').",
+    )
     not_stated_head_words: int = Field(
         1,
         ge=0,

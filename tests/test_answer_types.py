@@ -5,12 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.answer_types import answer_type, asks_for_papers, asks_for_several, states, unnamed_terms
+from bot.answer_types import (
+    answer_type,
+    asks_for_papers,
+    asks_for_several,
+    own_name,
+    states,
+    states_beside,
+    unnamed_terms,
+)
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
 from bot.config import Settings
 from bot.schema import Hit, Paper
 from bot.text import stem, tokens
 
+MATCH = Settings().extractive.name_match
 DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world dataset did they evaluate on?"
 
 
@@ -28,6 +37,27 @@ DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world
 def test_answer_type_names_the_kind_asked_for(question, kind):
     found = answer_type(question)
     assert (found.name if found else None) == kind
+
+
+@pytest.mark.parametrize(
+    ("question", "wide"),
+    [
+        # A metric or measure a few words after "what"; a search-box query that names a metric.
+        ("What zero-shot LAMBADA perplexity does RADD report at GPT-2 scale?", True),
+        ("What exact maximum learning rate did they recommend for a ResNet-56?", True),
+        ("EQ-Net 4-bit ImageNet top-1 accuracy", True),
+        ("k-sparse autoencoder MNIST error rate", True),
+        ("ConDiff dataset number of instances", True),
+        ("SCORE adversarial robustness benchmark attack", False),  # a name in capitals, no metric
+        ("time series conformal prediction", False),  # "time" asks for a figure only after "what"
+        ("What is score distillation?", False),  # the metric word is no head noun
+        ("Which paper studies the time complexity of attention?", False),
+    ],
+)
+def test_the_wide_reading_takes_metrics_after_what_and_in_queries(question, wide):
+    assert answer_type(question) is None
+    found = answer_type(question, wide=True)
+    assert (found.name if found else None) == ("quantity" if wide else None)
 
 
 @pytest.mark.parametrize(
@@ -240,10 +270,16 @@ def test_a_name_used_by_another_of_the_first_papers_is_not_missing():
         # Only the asking clause counts: the asker's own tools are not asked about.
         ("Our pipeline uses SciPy, so how many seconds does AutoKnots take?", "AutoKnots takes 3 seconds.", []),
         ("Which datasets did they use?", "We use three datasets.", []),  # no name asked about
+        # An acronym is used by the words it stands for, small words skipped, hyphen parts counted.
+        ("What FID at 20 NFE?", "We reach FID 3.4 with a number of function evaluations of 20.", []),
+        ("How much does ICL improve accuracy?", "In-context learning improves accuracy by 4%.", []),
+        ("How much does ICL improve accuracy?", "Instruction tuning improves accuracy by 4%.", ["ICL"]),
+        # A search-box query is its own asking clause.
+        ("EQ-Net ImageNet top-1 accuracy", "EQ-Net reaches 71% top-1 accuracy on CIFAR-100.", ["ImageNet"]),
     ],
 )
 def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(question, text, missing):
-    assert unnamed_terms(question, answer_type(question), text) == missing
+    assert unnamed_terms(question, answer_type(question, wide=True), text, MATCH) == missing
 
 
 @pytest.mark.parametrize(
@@ -274,3 +310,58 @@ def test_a_bare_query_asks_for_several_but_not_in_words_for_papers():
     assert asks_for_papers("Which papers study neural collapse under class imbalance?")
     assert asks_for_several("one-step diffusion distillation")
     assert not asks_for_papers("one-step diffusion distillation")
+
+
+DSNO = [
+    "Diffusion models sample slowly.",
+    "We propose diffusion model sampling with neural operators (DSNO).",
+    "Experiments are run on CIFAR-10.",
+    "We reach an FID of 3.78 with one model evaluation.",
+    "The method also transfers to ImageNet-64.",
+]
+
+
+@pytest.mark.parametrize(
+    ("term", "own"),
+    [
+        ("DSNO", True),  # introduced by the authors
+        ("CIFAR-10", False),  # first used in a sentence that does not speak of the authors' work
+        ("Operators", True),  # in the title
+    ],
+)
+def test_own_name_is_in_the_title_or_introduced_by_the_authors(term, own):
+    assert own_name(term, "Fast Sampling via Operators", DSNO, MATCH) is own
+
+
+@pytest.mark.parametrize(
+    ("names", "window", "stated"),
+    [
+        (["FID"], 1, True),
+        (["FID", "CIFAR-10"], 1, False),  # the figure's sentence does not name CIFAR-10 ...
+        (["FID", "CIFAR-10"], 2, True),  # ... the one before it does
+        (["FID", "ImageNet"], 2, False),  # ImageNet is named after the figure, with no figure of its own
+        (["FID", "ImageNet"], 5, False),  # sentences after the figure never count
+    ],
+)
+def test_states_beside_needs_the_figure_and_the_names_within_the_window(names, window, stated):
+    assert states_beside(answer_type("What FID does it reach?"), DSNO, names, window, MATCH) is stated
+
+
+def _answer_dsno(question: str, **update) -> str | None:
+    settings = Settings()
+    settings = settings.model_copy(update={"extractive": settings.extractive.model_copy(update=update)})
+    rows = [(s, [1.0 - 0.1 * i, 0.1 * i, 0.0, 0.0]) for i, s in enumerate(DSNO)]
+    hits = [Hit(Paper("dsno", "Fast Sampling via Operators", " ".join(DSNO)), 1.0, 0.8, "")]
+    answerer = ExtractiveAnswerer(settings, _Sentences({"dsno": rows}))  # type: ignore[arg-type]
+    qvec = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    return answerer.answer(question, hits, qvec, reader=[0.9]).not_stated
+
+
+def test_a_figure_on_another_benchmark_than_the_one_asked_about_is_not_stated():
+    # The reader's yes does not outweigh it: the abstract names ImageNet but states no figure on it.
+    assert _answer_dsno("What FID does DSNO reach on ImageNet?") == "the figure asked for"
+    assert _answer_dsno("What FID does DSNO reach on ImageNet?", check_terms_together=False) is None
+    # On CIFAR-10 it is stated; DSNO, the paper's own name, need not stand beside the figure.
+    assert _answer_dsno("What FID does DSNO reach on CIFAR-10?") is None
+    # A clause naming only the paper's own method is left to the reader-gated type check.
+    assert _answer_dsno("How many sampling steps does DSNO need?") is None
