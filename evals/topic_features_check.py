@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,25 @@ def paper_lines(engine: Engine) -> tuple[dict[str, np.ndarray], dict[str, np.nda
     return area, titles
 
 
+@dataclass
+class Candidates:
+    """A topic's best papers by the shipped relevance rule: ids, the rule's features and P(on topic)."""
+
+    qvec: np.ndarray
+    ids: list[str]
+    x: np.ndarray
+    prob: np.ndarray
+    top: np.ndarray  # positions of the best ``n`` papers in ``ids``, best first
+
+
+def shipped_candidates(engine: Engine, topic: str, n: int) -> Candidates:
+    qvec = engine.retriever.embed_query(topic)
+    scores = engine.retriever.score_papers(topic, qvec)
+    prob = S.relevance(scores, engine.retriever.paper_vectors(scores.paper_ids), engine.settings.summary)
+    ids, x = topic_features(engine, topic)
+    return Candidates(qvec, ids, x, prob, np.argsort(-prob)[:n])
+
+
 def topic_rows(engine: Engine, path: Path, candidates: int, vectors: tuple[dict, dict]) -> list[dict]:
     """Per covered topic: candidate features (rule features + EXTRA) and gold labels."""
     index = GoldIndex(engine.manifest.papers)
@@ -65,11 +85,8 @@ def topic_rows(engine: Engine, path: Path, candidates: int, vectors: tuple[dict,
     for row in load_topics(path):
         if not row.gold:
             continue
-        qvec = engine.retriever.embed_query(row.topic)
-        scores = engine.retriever.score_papers(row.topic, qvec)
-        prob = S.relevance(scores, engine.retriever.paper_vectors(scores.paper_ids), engine.settings.summary)
-        ids, x = topic_features(engine, row.topic)
-        top = np.argsort(-prob)[:candidates]
+        found = shipped_candidates(engine, row.topic, candidates)
+        qvec, ids, x, top = found.qvec, found.ids, found.x, found.top
         gold, _ = index.resolve_all(row.gold)
         cols = {}
         for name, question in (("reader", row.topic), ("reader_which", f"Which papers are about {row.topic}?")):
@@ -132,13 +149,18 @@ def leave_one_set_out(rows: list[dict], extra: tuple[str, ...], limit: int) -> d
     return {form: tuple(statistics.mean(v) for v in zip(*pairs, strict=True)) for form, pairs in scored.items()}
 
 
-def main() -> int:
-    settings = Settings()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fold_arguments(description: str, settings: Settings) -> argparse.Namespace:
+    """The command line of the leave-one-set-out checks: topic sets, candidates per topic, papers per summary."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("topics", type=Path, nargs="+", help="topic sets (one fold each)")
     parser.add_argument("--candidates", type=int, default=40, help="papers per topic, best by the shipped rule")
     parser.add_argument("--papers", type=int, default=settings.summary.default_papers)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    settings = Settings()
+    args = fold_arguments(__doc__.splitlines()[0], settings)
     engine = Engine(settings, progress=False)
     vectors = paper_lines(engine)
     rows = [r for path in args.topics for r in topic_rows(engine, path, args.candidates, vectors)]
