@@ -228,28 +228,18 @@ def unnamed_terms(question: str, kind: AnswerType, text: str, match: float) -> l
     return [t for t in clause_terms(question, kind) if not _uses(t, read, match)]
 
 
-# The authors introducing their own work ("We propose ...", "our method, called ..."): a name first used there is
-# the paper's own (DSNO, UniPC). Any sentence where they speak was too wide: "Our method improves FID" made FID
-# the paper's own, and a figure on another benchmark passed (evals/README.md, "Figures beside their names").
-_INTRODUCES = re.compile(
-    r"\b(we|our)\b.*\b(propose|introduce|present|develop|design|devise)|\b(called|termed|named|dubbed|coined)\b", re.I
-)
+# The authors speaking of their own work: a name they introduce there is the paper's own (DSNO, InstaFlow).
+_AUTHORS_OWN = re.compile(r"\b(we|our|us)\b", re.I)
 
 
 def own_name(term: str, title: str, sentences: list[str], match: float) -> bool:
     """Whether ``term`` is the paper's own (its method: DSNO, InstaFlow): used in its ``title``, or first used
-    in a sentence of its abstract where the authors introduce their work ("We propose ... (DSNO)", "a method
-    called ...") or that defines it in brackets. A figure need not repeat the paper's own name beside it."""
+    in a sentence of its abstract where the authors speak of their work ("We propose ... (DSNO)") or that
+    defines it in brackets. A figure need not repeat the paper's own name beside it."""
     if _uses(term, _Text.of(title), match):
         return True
     first = next((s for s in sentences if _uses(term, _Text.of(s), match)), None)
-    return first is not None and bool(_INTRODUCES.search(first) or f"({term})" in first)
-
-
-def names_own(question: str, title: str, sentences: list[str], match: float) -> bool:
-    """Whether ``question`` names something that is the paper's own (:func:`own_name`): "What FID does DSNO
-    get?" is about the DSNO paper, whichever paper ranks first."""
-    return any(own_name(t.strip("-"), title, sentences, match) for t in _NAMED_TERM.findall(question))
+    return first is not None and bool(_AUTHORS_OWN.search(first) or f"({term})" in first)
 
 
 def states_beside(kind: AnswerType, sentences: list[str], names: list[str], window: int, match: float) -> bool:

@@ -29,7 +29,6 @@ from bot.answer_types import (
     asking_clause,
     asks_for_several,
     clause_terms,
-    names_own,
     own_name,
     states,
     states_beside,
@@ -281,22 +280,14 @@ class ExtractiveAnswerer:
         return self._cite(chosen, candidates, hits)
 
     def _missing(self, question: str, kind: AnswerType, hits: list[Hit]) -> bool:
-        """Whether the detail the question asks for is missing from ``hits``, whatever the reader says.
+        """Whether the detail the question asks for is missing from all of ``hits``, whatever the reader says.
 
-        The papers that may state it are the top one and those of the others whose own name the question
-        uses (:func:`bot.answer_types.names_own`: "What FID does DSNO get?" when the DSNO paper ranks
-        second); a paper ranked below the top one that merely reports the same metric answers another
-        question. The detail is missing when the clause asking for ``kind`` names things (a paper's
-        method, a benchmark, a metric: DSNO, ImageNet, FID) that no one of those papers names all of in
-        its title and abstract, or, with ``check_terms_together``, when each of those that do lacks it
-        (:meth:`_lacks`).
+        It is when the clause asking for ``kind`` names things (a paper's method, a benchmark, a metric: DSNO,
+        ImageNet, FID) that no one of ``hits`` names all of in its title and abstract, or, with
+        ``check_terms_together``, when each of those that do lacks it (:meth:`_lacks`).
         """
         match = self.settings.extractive.name_match
-        top, *others = hits
-        subjects = [top] + [
-            h for h in others if names_own(question, h.paper.title, self.retriever.sentence_vectors(h.paper)[0], match)
-        ]
-        named = [h for h in subjects if not unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}", match)]
+        named = [h for h in hits if not unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}", match)]
         if not named:
             return True
         return self.settings.extractive.check_terms_together and all(
