@@ -70,7 +70,14 @@ class AnswerType:
     asks: re.Pattern[str]
     states: re.Pattern[str]
     ignore: re.Pattern[str] | None = None  # removed from a sentence before ``states`` is searched
+    wide: re.Pattern[str] | None = None  # asks for it too in the wide reading (answer_type(wide=True))
+    query: re.Pattern[str] | None = None  # a search-box query that asks for it, in the wide reading
 
+
+# The wide reading of a figure asked for (answer_type(wide=True)): a metric or measure as the head noun a few
+# words after "what" ("What zero-shot LAMBADA perplexity ..."), or a metric in a search-box query.
+_WHAT_METRIC = re.compile(rf"\bwhat\b(\W+[\w'@-]+){{0,4}}?\W+({_METRIC}|{_MEASURE}){_HEAD_NOUN}", re.I)
+_QUERY_METRIC = re.compile(rf"\b({_METRIC}){_HEAD_NOUN}", re.I)
 
 QUANTITY = AnswerType(
     "quantity",
@@ -84,12 +91,9 @@ QUANTITY = AnswerType(
     ),
     re.compile(_NUMBER, re.I),
     re.compile(_NOT_A_FIGURE, re.I),
+    wide=_WHAT_METRIC,
+    query=_QUERY_METRIC,
 )
-
-# The wide reading of a figure asked for (answer_type(wide=True)): a metric or measure as the head noun a few
-# words after "what" ("What zero-shot LAMBADA perplexity ..."), or a metric in a search-box query.
-_WHAT_METRIC = re.compile(rf"\bwhat\b(\W+[\w'@-]+){{0,4}}?\W+({_METRIC}|{_MEASURE}){_HEAD_NOUN}", re.I)
-_QUERY_METRIC = re.compile(rf"\b({_METRIC}){_HEAD_NOUN}", re.I)
 
 ANSWER_TYPES: tuple[AnswerType, ...] = (
     QUANTITY,
@@ -133,15 +137,15 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
 _NAMED_TERM = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][\w-]*")
 _FOLDED = re.compile(r"[^a-z0-9]")
 # Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
-CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
+_CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
 
 
 def asking_clause(question: str, kind: AnswerType) -> str:
     """The clause of ``question`` that asks for ``kind``, from its asking words on ("" when none does).
 
     A search-box query ("EQ-Net 4-bit ImageNet top-1 accuracy") is one clause, all of it asking."""
-    for clause in CLAUSE_END.split(question):
-        if match := kind.asks.search(clause) or (kind is QUANTITY and _WHAT_METRIC.search(clause)):
+    for clause in _CLAUSE_END.split(question):
+        if match := kind.asks.search(clause) or (kind.wide and kind.wide.search(clause)):
             return clause[match.start() :]
     return question if _is_query(question) else ""
 
@@ -191,8 +195,8 @@ def _spells(letters: str, words: tuple[str, ...]) -> bool:
 def _uses(term: str, text: _Text, match: float) -> bool:
     """Whether ``text`` uses ``term``: as written, plural or singular, without case, spaces and hyphens; for
     a hyphenated term, each part that is a name itself (PCA-compressed: PCA); one word at least ``match``
-    alike (SequenceMatcher ratio) (a typo: MotionDifuser for MotionDiffuser); or, for an acronym, the words it stands for (NFE:
-    number of function evaluations)."""
+    alike by SequenceMatcher ratio (a typo: MotionDifuser for MotionDiffuser); or, for an acronym, the
+    words it stands for (NFE: number of function evaluations)."""
     key = _folded(term).removesuffix("s")
     if key in text.folded:
         return True
@@ -257,20 +261,21 @@ def states_beside(kind: AnswerType, sentences: list[str], names: list[str], wind
 def answer_type(question: str, wide: bool = False) -> AnswerType | None:
     """The kind of answer ``question`` asks for, or None when it asks for no particular kind.
 
-    ``wide`` also reads a metric or measure a few words after "what" ("What zero-shot LAMBADA perplexity
-    ...") or a metric in a search-box query ("EQ-Net 4-bit ImageNet top-1 accuracy") as asking for a
-    figure. The extractive answerer reads questions widely; the reader's no is
+    ``wide`` also reads a kind's ``wide`` and ``query`` patterns: a metric or measure a few words after
+    "what" ("What zero-shot LAMBADA perplexity ...") or a metric in a search-box query ("EQ-Net 4-bit
+    ImageNet top-1 accuracy") asks for a figure. The extractive answerer reads questions widely; the reader's no is
     outweighed by a stated figure only for the narrow reading (bot.answer), since on the 20 earlier
     sets the wide one kept 13 near misses answered there (evals/README.md, "Figures beside their names").
     """
     kind = next((t for t in ANSWER_TYPES if t.asks.search(question)), None)
-    if (
-        kind is None
-        and wide
-        and (_WHAT_METRIC.search(question) or _is_query(question) and _QUERY_METRIC.search(question))
-    ):
-        return QUANTITY
+    if kind is None and wide:
+        query = _is_query(question)
+        return next((t for t in ANSWER_TYPES if _asks_widely(t, question, query)), None)
     return kind
+
+
+def _asks_widely(kind: AnswerType, question: str, query: bool) -> bool:
+    return bool(kind.wide and kind.wide.search(question) or query and kind.query and kind.query.search(question))
 
 
 def states(kind: AnswerType | None, sentence: str) -> bool:
