@@ -132,6 +132,119 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
 )
 
 
+# What a count or a measure is counted in. "How many seconds ...?" needs a figure in seconds (or minutes: any time),
+# "how many views ...?" a figure beside "views": an abstract that gives an FID and a speed-up does not say how
+# many seconds its matching takes. A figure is digits (4K, 2.6B, "sim2%" from LaTeX's \sim), a number word, or
+# a bound (O(m log m)).
+_COUNT = (
+    r"((?<![a-z])|(?<=sim))(\d[\d,.]*[kmb]?|o\(|one|single|twice|half|double|two|three|four|five|six|seven|eight|"
+    r"nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|"
+    r"billions?|dozens?|several|a few)"
+)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a figure asked for is counted in: a class of units (time: seconds, minutes, ...) or the noun counted."""
+
+    name: str
+    words: str  # a regex alternation of the unit's words
+    counted: bool = False  # the noun of "how many <noun>": stated only in an abstract that uses the noun
+
+
+_TIME = Unit(
+    "time",
+    r"seconds?|secs?|s|ms|milliseconds?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|"
+    r"gpu-hours?|gpu-days?",
+)
+_RATIO = Unit(
+    "ratio",
+    r"times|x|×|fold|speed-?ups?|faster|slower|%|percent|percentage points?|pp|"
+    r"orders? of magnitude",
+)
+_MONEY = Unit("money", r"\$|dollars?|usd|cost")
+_PARAMETERS = Unit("parameters", r"parameters?|params?|[mbk]|million|billion|weights")
+# Asking clauses whose unit is a class ("how many times faster", "by how much", "how long").
+_CLAUSE_START = r"(^|[?.,;:(]\s*|\b(and|but|so|exactly|roughly|approximately|about|for|by|at|on|in|just)\s+)"
+_ASKED_CLASSES = (
+    (
+        re.compile(
+            r"\bhow (much|many times) (faster|slower|quicker)\b|\btimes faster\b|\bspeed-?up\b|"
+            r"\bwhat (percentage|percent|fraction|proportion)\b|\bby how (much|many percent)\b",
+            re.I,
+        ),
+        _RATIO,
+    ),
+    (re.compile(r"\bhow (much money|many dollars)\b", re.I), _MONEY),
+    (re.compile(rf"{_CLAUSE_START}how long\b", re.I), _TIME),
+)
+_HOW_MANY = re.compile(rf"{_CLAUSE_START}how many\s+(?P<rest>[^?.,;:]*)", re.I)
+# Where the noun phrase after "how many" ends: a verb or a preposition ("how many views does ...").
+_PHRASE_END = frozenset(
+    "do does did is are was were has have had can could would will should of in on for to with per at that from "
+    "during by when".split()
+)
+# Not the counted noun: adjectives after it ("how many layers deep") and before it ("how many different ...").
+_NOT_COUNTED = frozenset(
+    "deep long wide large big high old tall exactly roughly approximately total or and different distinct separate "
+    "real more fewer extra additional".split()
+)
+# "How many noise dimensions does a GAN need?" asks what suffices, which papers answer with a bound or in words
+# ("the dimension of noise required ... relates to the entropy"), not with a figure in a unit.
+_REQUIREMENT = re.compile(r"\b(needs?|needed|requires?|required|enough|suffices?|sufficient)\b", re.I)
+_NAMED_UNITS = {w: u for u in (_TIME, _RATIO, _MONEY, _PARAMETERS) for w in re.sub(r"[\\?]", "", u.words).split("|")}
+
+
+def asked_unit(question: str, phrase_words: int) -> Unit | None:
+    """What the figure ``question`` asks for is counted in ("how many seconds": time; "how many views": views),
+    or None. Only "how many" opening a clause asks for a count ("an algorithm that decides how many nodes ..."
+    does not), and not for what suffices ("how many samples are needed"); the counted noun is the last of the first ``phrase_words`` words before a verb or preposition."""
+    for pattern, unit in _ASKED_CLASSES:
+        if pattern.search(question):
+            return unit
+    match = _HOW_MANY.search(question)
+    if not match or _REQUIREMENT.search(match["rest"]):
+        return None
+    words = re.findall(r"[\w'-]+", match["rest"].lower())[:phrase_words]
+    phrase: list[str] = []
+    for word in words:
+        if word in _PHRASE_END:
+            break
+        phrase.append(word)
+    if len(phrase) == len(words) == phrase_words:  # no verb in sight: "how many people played ..."
+        phrase = phrase[:1]
+    nouns = [w for w in phrase if w not in _NOT_COUNTED]
+    if not nouns:
+        return None
+    noun = nouns[-1]
+    if noun in _NAMED_UNITS:
+        return _NAMED_UNITS[noun]
+    # "how many nodes or agents": either noun counts.
+    either = nouns if "or" in phrase or "and" in phrase else [noun]
+    stems = "|".join(re.escape(re.sub(r"(ies|es|s)$", "", w)) + r"\w*" for w in either)
+    return Unit(noun, stems, counted=True)
+
+
+def states_unit(unit: Unit, sentence: str, window: int, class_window: int) -> bool:
+    """Whether ``sentence`` states a figure in ``unit``: a number with a counted noun at most ``window`` words after
+    it ("thirty state-of-the-art ... methods", "120-layer") or a class's unit at most ``class_window`` words after it
+    ("7x", "80 learnable parameters"), or the unit shortly before it ("samples n = O(m log m)",
+    "speed-up of 7")."""
+    text = sentence.lower()
+    between = (
+        window if unit.counted else class_window
+    )  # a class's unit follows its number: "7x", "80 learnable parameters"
+    return bool(
+        re.search(rf"{_COUNT}[\s-]*(\S+[\s-]+){{0,{between}}}({unit.words})(?![a-z])", text)
+        or re.search(rf"(?<![a-z])({unit.words})[\s:=]+(\S+[\s:=]+){{0,3}}{_COUNT}", text)
+    )
+
+
+def mentions_unit(unit: Unit, text: str) -> bool:
+    """Whether ``text`` uses the counted noun at all (a class of units is always in reach)."""
+    return not unit.counted or bool(re.search(rf"(?<![a-z])({unit.words})", text.lower()))
+
+
 # A name in a question: a word with a second capital or a digit after its first capital (ImageNet, FID, AIME24,
 # GPT-4o, Re-Basin); a capitalised word alone ("What", "Stable") is not one.
 _NAMED_TERM = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][\w-]*")

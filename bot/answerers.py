@@ -26,12 +26,15 @@ from bot.answer_types import (
     LEANS_ON_CONTEXT,
     AnswerType,
     answer_type,
+    asked_unit,
     asking_clause,
     asks_for_several,
     clause_terms,
+    mentions_unit,
     own_name,
     states,
     states_beside,
+    states_unit,
     unnamed_terms,
 )
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
@@ -227,10 +230,12 @@ class ExtractiveAnswerer:
         floors = np.array([least if h in vouched else floor for h, _ in candidates])
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
-        if (
-            asked is not None
-            and cfg.check_named_terms
-            and self._missing(question, asked, hits[: cfg.named_terms_papers])
+        first = hits[: cfg.named_terms_papers]
+        if asked is not None and (
+            cfg.check_named_terms
+            and self._missing(question, asked, first)
+            or cfg.check_units
+            and self._lacks_unit(question, first)
         ):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         if kind is not None:
@@ -294,6 +299,21 @@ class ExtractiveAnswerer:
             self._lacks(question, kind, h.paper) for h in named
         )
 
+    def _lacks_unit(self, question: str, hits: list[Hit]) -> bool:
+        """Whether the count or measure the question asks for in a unit ("how many seconds", "how many views") is
+        stated by none of ``hits``: among those that use the counted noun (all, for a class of units such as time),
+        no sentence of the title or abstract has a figure in that unit (:func:`bot.answer_types.states_unit`). Papers
+        that never use the noun may say it in other words, so when none does the check says nothing."""
+        cfg = self.settings.extractive
+        unit = asked_unit(question, cfg.unit_phrase_words)
+        if unit is None:
+            return False
+        texts = [[h.paper.title, *self.retriever.sentence_vectors(h.paper)[0]] for h in hits]
+        using = [t for t in texts if mentions_unit(unit, " ".join(t))]
+        return bool(using) and not any(
+            states_unit(unit, s, cfg.unit_window, cfg.class_unit_window) for t in using for s in t
+        )
+
     def _lacks(self, question: str, kind: AnswerType, paper: Paper) -> bool:
         """Whether ``paper``, which names everything the asking clause names, still lacks the detail.
 
@@ -333,8 +353,9 @@ class ExtractiveAnswerer:
     ) -> list[int]:
         """``chosen`` with the sentence of hit ``paper`` that best answers a question asking for ``kind``.
 
-        That sentence states the kind and shares the most words with the asking clause (at least
-        ``detail_min_overlap``; ties go to the higher score). It follows the paper's first chosen
+        That sentence states the kind and, with ``check_units``, a figure in the unit asked for ("how long":
+        "in 20 seconds"; :func:`bot.answer_types.states_unit`), or else shares the most words with the asking
+        clause (at least ``detail_min_overlap``; ties go to the higher score). It follows the paper's first chosen
         sentence, taking the place of the paper's last one when the paper is at ``cap`` sentences,
         or, when the answer is full, of the last sentence of a paper quoted twice. The cited papers
         never change: nothing changes when the paper is not quoted, when a quoted sentence of it
@@ -346,14 +367,18 @@ class ExtractiveAnswerer:
         if not mine or not focus:
             return chosen
 
-        def fit(i: int) -> tuple[int, float]:
-            return focus_overlap(focus, candidates[i][1]), float(score[i])
+        unit = asked_unit(question, cfg.unit_phrase_words) if cfg.check_units else None
+
+        def fit(i: int) -> tuple[bool, int, float]:
+            text = candidates[i][1]
+            in_unit = unit is not None and states_unit(unit, text, cfg.unit_window, cfg.class_unit_window)
+            return in_unit, focus_overlap(focus, text), float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]
         best = max(pool, key=fit, default=None)
-        if best is None or fit(best)[0] < cfg.detail_min_overlap:
+        if best is None or not fit(best)[0] and fit(best)[1] < cfg.detail_min_overlap:
             return chosen
-        if any(states(kind, candidates[i][1]) and fit(i)[0] >= fit(best)[0] for i in mine):
+        if any(states(kind, candidates[i][1]) and fit(i)[:2] >= fit(best)[:2] for i in mine):
             return chosen
         return self._quote(chosen, paper, best, candidates, cap)
 

@@ -183,6 +183,30 @@ class ExtractiveSettings(BaseModel):
         description="With check_terms_together: the sentences read together, the one stating the kind and those "
         "before it ('Experiments on ImageNet ... . We reach FID 3.1.').",
     )
+    check_units: bool = Field(
+        True,
+        description="Say the figure is not stated when a question asks for a count or a measure in a unit ('how many "
+        "seconds', 'how many views', 'how much faster') that no sentence of the first named_terms_papers papers "
+        "states: a figure beside that unit, or beside a noun the papers use.",
+    )
+    unit_window: int = Field(
+        6,
+        ge=0,
+        description="With check_units: at most this many words between a figure and the noun it counts "
+        "('thirty state-of-the-art data pruning and data distillation methods').",
+    )
+    class_unit_window: int = Field(
+        2,
+        ge=0,
+        description="With check_units: at most this many words between a figure and a unit of a class (time, ratio, "
+        "money, parameters: '80 learnable parameters', '3 GPU hours').",
+    )
+    unit_phrase_words: int = Field(
+        4,
+        ge=1,
+        description="With check_units: the words after 'how many' searched for the counted noun, which ends "
+        "before a verb or a preposition ('how many different face-recognition systems did ...').",
+    )
     not_stated_head_words: int = Field(
         1,
         ge=0,

@@ -7,11 +7,13 @@ import pytest
 
 from bot.answer_types import (
     answer_type,
+    asked_unit,
     asks_for_papers,
     asks_for_several,
     own_name,
     states,
     states_beside,
+    states_unit,
     unnamed_terms,
 )
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
@@ -365,3 +367,84 @@ def test_a_figure_on_another_benchmark_than_the_one_asked_about_is_not_stated():
     assert _answer_dsno("What FID does DSNO reach on CIFAR-10?") is None
     # A clause naming only the paper's own method is left to the reader-gated type check.
     assert _answer_dsno("How many sampling steps does DSNO need?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "unit"),
+    [
+        ("How many seconds does the matching algorithm take?", "time"),
+        ("Exactly how many times faster than molecular dynamics is it?", "ratio"),
+        ("By how much does GNPE reduce inference time?", "ratio"),
+        ("How many dollars does the surrogate save?", "money"),
+        ("How many parameters did the largest model have?", "parameters"),
+        ("How many views does the model generate per object?", "views"),
+        ("How many different face-recognition systems did they fool?", "systems"),  # an adjective before it
+        ("In the ReZero paper, how many layers deep were the Transformers?", "layers"),  # and one after it
+        ("How many people played the game with it?", "people"),  # no verb within reach: the first word
+        ("What FID does DSNO reach?", None),
+        # "how many" that does not open its clause asks for no count.
+        ("Is there an algorithm that decides how many nodes a spline needs?", None),
+        ("I never know ahead of time how long I'll get to train. Are there schedules for that?", None),
+        # Nor does asking what suffices, which papers answer with a bound or in words.
+        ("How many noise dimensions does a GAN need?", None),
+        ("How many samples are enough for near-optimal regret?", None),
+    ],
+)
+def test_asked_unit_is_the_class_or_the_noun_counted(question, unit):
+    asked = asked_unit(question, 4)
+    assert (asked.name if asked else None) == unit
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "stated"),
+    [
+        ("How many seconds does it take?", "Matching two ResNet-50 models takes about 10 minutes.", True),
+        ("How many seconds does it take?", "It reaches an FID of 3.1 with 10 steps.", False),
+        ("How much faster is it?", "It converges 56% faster on enwiki8.", True),
+        ("How much faster is it?", "It reduces inference times by three orders of magnitude.", True),
+        ("How much faster is it?", "Experiments use 32 images of each class.", False),
+        ("How many parameters does it train?", "Large models (sim2.6B parameters) are distilled.", True),
+        ("How many parameters does the solver have?", "A solver with 80 learnable parameters.", True),
+        (
+            "How many methods did they compare?",
+            "We test it against thirty state-of-the-art data pruning and data distillation methods.",
+            True,
+        ),
+        ("How many samples does it draw?", "It draws a number of samples n = O(m log m).", True),
+        ("How many views does it generate?", "The multi-view model is fast and produces sharp views.", False),
+        ("How many nodes or agents were there?", "The network has 50 agents.", True),
+    ],
+)
+def test_states_unit_needs_a_figure_beside_the_unit(question, sentence, stated):
+    assert states_unit(asked_unit(question, 4), sentence, 6, 2) is stated
+
+
+def test_a_count_in_a_unit_no_paper_states_is_not_stated_whatever_the_reader_says():
+    # DSNO states an FID and one evaluation, but no time.
+    assert _answer_dsno("How many seconds does DSNO take to sample?") == "the figure asked for"
+    assert _answer_dsno("How many seconds does DSNO take to sample?", check_units=False) is None
+    assert _answer_dsno("How many model evaluations does DSNO need?") is None
+    # A noun the abstract never uses may be said in other words: the check says nothing.
+    assert _answer_dsno("How many workers does DSNO use?") is None
+
+
+def test_the_detail_sentence_states_the_figure_in_the_unit_asked_for():
+    # The sentence sharing more words with the question states an FID; the one in the unit asked for, a time.
+    table = {
+        "fast3d": [
+            ("Fast3D builds 3D objects from text with a picture generator.", [1.0, 0.0, 0.0, 0.0]),
+            ("Fast3D builds 3D objects from text prompts and reaches an FID of 12.", [0.9, 0.0, 0.4, 0.0]),
+            ("One asset takes about 20 seconds on a single GPU.", [0.3, 1.0, 0.0, 0.0]),
+        ]
+    }
+    question = "How long does Fast3D take to build 3D objects from text?"
+
+    with_units = _answer(question, detail=True, table=table)
+    without = _answer(
+        question,
+        detail=True,
+        table=table,
+        extractive=Settings().extractive.model_copy(update={"check_units": False, "detail_sentence": True}),
+    )
+    assert any("20 seconds" in s for s in with_units)
+    assert not any("20 seconds" in s for s in without)
