@@ -57,8 +57,9 @@ _HEAD_NOUN = (
     r"at|with|when|than|from|over|under|per|between|relative|relating|compared|reported|achieved|obtained|"
     r"reached|and|or|vs|versus)\b))"
 )
-# Not a figure: links (github.com/..., dates in URLs) and list markers ("(1) player action sampling").
-_NOT_A_FIGURE = r"\S*(://|www\.|\.com|\.org|\.io)\S*|\(\d\)"
+# Not a figure: links (github.com/..., dates in URLs), list markers ("(1) player action sampling") and dimensions
+# named as such ("3D object synthesis", "2D views").
+_NOT_A_FIGURE = r"\S*(://|www\.|\.com|\.org|\.io)\S*|\(\d\)|\b\d[dD]\b"
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,16 @@ _RATIO = Unit(
 )
 _MONEY = Unit("money", r"\$|dollars?|usd|cost")
 _PARAMETERS = Unit("parameters", r"parameters?|params?|[mbk]|million|billion|weights")
+_MEMORY = Unit("memory", r"[kmgt]i?b|bytes?|[kmgt]ilobytes?|megabytes?|gigabytes?|terabytes?|bits?")
 # Asking clauses whose unit is a class ("how many times faster", "by how much", "how long").
-_CLAUSE_START = r"(^|[?.,;:(]\s*|\b(and|but|so|exactly|roughly|approximately|about|for|by|at|on|in|just)\s+)"
+# Where a clause that asks for a count starts: after punctuation, a conjunction, a preposition, or a verb that
+# passes the question on ("do you know how many ...", "it reports how many ..."), never after one that makes it a
+# mechanism ("an algorithm that decides how many nodes ...").
+_CLAUSE_START = (
+    r"(^|[?.,;:(]\s*|\b(and|but|so|exactly|roughly|approximately|about|just|for|by|at|on|in|against|with|across|"
+    r"over|from|to|of|among|under|after|before|within|into|through|know|tell|wondering|wonder|curious|say|says|"
+    r"report|reports|reported|state|states|mention|mentions)\s+)"
+)
 _ASKED_CLASSES = (
     (
         re.compile(
@@ -176,13 +185,26 @@ _ASKED_CLASSES = (
         _RATIO,
     ),
     (re.compile(r"\bhow (much money|many dollars)\b", re.I), _MONEY),
-    (re.compile(rf"{_CLAUSE_START}how long\b", re.I), _TIME),
+    (
+        re.compile(
+            rf"{_CLAUSE_START}how long\b|\bhow much (extra |additional |more |less )?(wall-?clock )?time\b", re.I
+        ),
+        _TIME,
+    ),
+    (re.compile(r"\bhow much (extra |additional |more |less )?(gpu )?memory\b", re.I), _MEMORY),
 )
-_HOW_MANY = re.compile(rf"{_CLAUSE_START}how many\s+(?P<rest>[^?.,;:]*)", re.I)
-# Where the noun phrase after "how many" ends: a verb or a preposition ("how many views does ...").
+# A count asked for: "how many ...", "how many of the ...", "what number of ...", "what was the largest number of ...".
+_HOW_MANY = re.compile(
+    rf"{_CLAUSE_START}(how many( of (the|their|its|these|those))?|what number of|what (is|was|were|are) the "
+    rf"(largest |smallest |total |maximum |minimum |overall |highest |lowest )?number of)\s+(?P<rest>[^?.,;:]*)",
+    re.I,
+)
+# In a search-box query "how many" asks wherever it stands ("RayFlow how many sampling steps").
+_QUERY_HOW_MANY = re.compile(r"\bhow many\s+(?P<rest>[^?.,;:]*)", re.I)
+# Where the noun phrase after "how many" ends: a verb, a preposition, a pronoun or a determiner ("how many views does ...").
 _PHRASE_END = frozenset(
     "do does did is are was were has have had can could would will should of in on for to with per at that from "
-    "during by when".split()
+    "during by when they we it you he she their its the a an this these those".split()
 )
 # Not the counted noun: adjectives after it ("how many layers deep") and before it ("how many different ...").
 _NOT_COUNTED = frozenset(
@@ -192,28 +214,33 @@ _NOT_COUNTED = frozenset(
 # "How many noise dimensions does a GAN need?" asks what suffices, which papers answer with a bound or in words
 # ("the dimension of noise required ... relates to the entropy"), not with a figure in a unit.
 _REQUIREMENT = re.compile(r"\b(needs?|needed|requires?|required|enough|suffices?|sufficient)\b", re.I)
-_NAMED_UNITS = {w: u for u in (_TIME, _RATIO, _MONEY, _PARAMETERS) for w in re.sub(r"[\\?]", "", u.words).split("|")}
+_NAMED_UNITS = {
+    w: u for u in (_TIME, _RATIO, _MONEY, _PARAMETERS, _MEMORY) for w in re.sub(r"[\\?]", "", u.words).split("|")
+}
 
 
 def asked_unit(question: str, phrase_words: int) -> Unit | None:
     """What the figure ``question`` asks for is counted in ("how many seconds": time; "how many views": views),
     or None. Only "how many" opening a clause asks for a count ("an algorithm that decides how many nodes ..."
-    does not), and not for what suffices ("how many samples are needed"); the counted noun is the last of the first ``phrase_words`` words before a verb or preposition."""
+    does not), and not for what suffices ("how many samples are needed"); the counted noun is the last of the
+    first ``phrase_words`` words before a verb or preposition."""
     for pattern, unit in _ASKED_CLASSES:
         if pattern.search(question):
             return unit
-    match = _HOW_MANY.search(question)
+    match = _HOW_MANY.search(question) or (_QUERY_HOW_MANY.search(question) if _is_query(question) else None)
     if not match or _REQUIREMENT.search(match["rest"]):
         return None
     words = re.findall(r"[\w'-]+", match["rest"].lower())[:phrase_words]
     phrase: list[str] = []
-    for word in words:
-        if word in _PHRASE_END:
+    for at, word in enumerate(words):
+        # A past tense after the first word is the verb ("how many people played ..."); first, an adjective
+        # ("how many morphed images ...").
+        if word in _PHRASE_END or at and word.endswith("ed"):
             break
         phrase.append(word)
     if len(phrase) == len(words) == phrase_words:  # no verb in sight: "how many people played ..."
         phrase = phrase[:1]
-    nouns = [w for w in phrase if w not in _NOT_COUNTED]
+    nouns = [w for w in phrase if w not in _NOT_COUNTED and len(w) > 1]  # not a variable: "calls n"
     if not nouns:
         return None
     noun = nouns[-1]

@@ -200,9 +200,16 @@ class ExtractiveAnswerer:
         best_fused = max(hit.score for hit in hits) if hits else 0.0
         # Papers the reader vouches for answer a question about several papers, however they rank.
         vouched = {h for h, yes in enumerate(reader or ()) if several and yes >= self.settings.reader.vouch_threshold}
+        # A paper the retrievers rank far below the best one answers another question, and one the reader rates
+        # low is not quoted beside the top one.
+        quotable = [
+            h == 0
+            or (hit.score >= cfg.other_paper_min_fused * best_fused or h in vouched)
+            and not (h < len(reader or ()) and reader[h] < self.settings.reader.cite_threshold)
+            for h, hit in enumerate(hits)
+        ]
         for h, hit in enumerate(hits):
-            # A paper the retrievers rank far below the best one answers another question.
-            if h > 0 and hit.score < cfg.other_paper_min_fused * best_fused and h not in vouched:
+            if not quotable[h]:
                 continue
             sentences, vectors = self.retriever.sentence_vectors(hit.paper)
             for sentence, vector in zip(sentences, vectors, strict=True):
@@ -212,8 +219,6 @@ class ExtractiveAnswerer:
                     continue
                 # Out of its paper's context, "It also ..." from another paper means nothing here.
                 if h > 0 and cfg.skip_leaning_sentences and LEANS_ON_CONTEXT.match(sentence):
-                    continue
-                if 0 < h < len(reader or ()) and reader[h] < self.settings.reader.cite_threshold:
                     continue
                 candidates.append((h, sentence))
                 rows.append(vector)
@@ -230,7 +235,8 @@ class ExtractiveAnswerer:
         floors = np.array([least if h in vouched else floor for h, _ in candidates])
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
-        first = hits[: cfg.named_terms_papers]
+        # The checks read the first papers, those the answer could quote (all of them, without check_quotable_only).
+        first = [h for i, h in enumerate(hits[: cfg.named_terms_papers]) if quotable[i] or not cfg.check_quotable_only]
         if asked is not None and (
             cfg.check_named_terms
             and self._missing(question, asked, first)
@@ -281,7 +287,9 @@ class ExtractiveAnswerer:
             if read:
                 chosen = self._quote(chosen, 0, read[0], candidates, per_paper_cap + extra)
         if asked is not None and cfg.detail_sentence:
-            chosen = self._with_detail(chosen, anchor, asked, question, candidates, score, per_paper_cap)
+            chosen = self._with_detail(
+                chosen, anchor, asked, question, candidates, score, per_paper_cap, hits[anchor].paper.title
+            )
         return self._cite(chosen, candidates, hits)
 
     def _missing(self, question: str, kind: AnswerType, hits: list[Hit]) -> bool:
@@ -350,8 +358,10 @@ class ExtractiveAnswerer:
         candidates: list[tuple[int, str]],
         score: np.ndarray,
         cap: int,
+        title: str,
     ) -> list[int]:
-        """``chosen`` with the sentence of hit ``paper`` that best answers a question asking for ``kind``.
+        """``chosen`` with the sentence of hit ``paper`` (titled ``title``) that best answers a question asking for
+        ``kind``.
 
         That sentence states the kind and, with ``check_units``, a figure in the unit asked for ("how long":
         "in 20 seconds"; :func:`bot.answer_types.states_unit`), or else shares the most words with the asking
@@ -364,6 +374,10 @@ class ExtractiveAnswerer:
         cfg = self.settings.extractive
         mine = [i for i in chosen if candidates[i][0] == paper]
         focus = focus_words(question, kind, cfg.detail_focus_words)
+        if cfg.detail_skip_title_words:
+            # Words the question shares with the paper's title name the paper ("contrastive energy prediction"),
+            # not what is asked of it ("benchmark suite").
+            focus = focus - {stem(w) for w in tokens(title)} or focus
         if not mine or not focus:
             return chosen
 

@@ -183,6 +183,11 @@ class ExtractiveSettings(BaseModel):
         description="With check_terms_together: the sentences read together, the one stating the kind and those "
         "before it ('Experiments on ImageNet ... . We reach FID 3.1.').",
     )
+    check_quotable_only: bool = Field(
+        True,
+        description="The named-term and unit checks read, of the first named_terms_papers papers, only those the "
+        "answer could quote (the top one, and others the fused-score and reader gates let through).",
+    )
     check_units: bool = Field(
         True,
         description="Say the figure is not stated when a question asks for a count or a measure in a unit ('how many "
@@ -229,6 +234,11 @@ class ExtractiveSettings(BaseModel):
     )
     detail_min_overlap: int = Field(
         1, ge=0, description="That sentence must share this many content words with the asking clause."
+    )
+    detail_skip_title_words: bool = Field(
+        True,
+        description="The asking clause's words that are in the top paper's title name the paper, not what is asked: "
+        "they do not count towards that sentence's shared words (unless no other word is left).",
     )
     detail_focus_words: int = Field(
         6, ge=1, description="Content words of the asking clause, from its question word on, that say what is asked."

@@ -177,6 +177,7 @@ def test_the_detail_sentence_never_drops_a_cited_paper():
     ("sentence", "stated"),
     [
         ("It achieves a win rate of 76% against the best bot.", True),
+        ("Open-domain 3D object synthesis lags behind 2D image synthesis.", False),  # dimensions, not figures
         ("SFD needs only 0.64 hours of fine-tuning.", True),
         ("It is orders of magnitude faster than molecular dynamics.", True),
         ("The client trains for only one epoch.", True),
@@ -381,6 +382,14 @@ def test_a_figure_on_another_benchmark_than_the_one_asked_about_is_not_stated():
         ("How many different face-recognition systems did they fool?", "systems"),  # an adjective before it
         ("In the ReZero paper, how many layers deep were the Transformers?", "layers"),  # and one after it
         ("How many people played the game with it?", "people"),  # no verb within reach: the first word
+        ("Against how many loss functions did they compare it?", "functions"),  # after a preposition
+        ("What number of function calls n do the authors recommend?", "calls"),
+        ("Do you know how many morphed images the set has?", "images"),
+        ("How many of the reviewed papers were about zero-shot learning?", "papers"),
+        ("What was the largest number of diverse hypotheses they tried?", "hypotheses"),
+        ("RayFlow how many sampling steps", "steps"),  # a search-box query
+        ("How much extra time does the crop selection add?", "time"),
+        ("How much memory does the sampler need on top?", "memory"),
         ("What FID does DSNO reach?", None),
         # "how many" that does not open its clause asks for no count.
         ("Is there an algorithm that decides how many nodes a spline needs?", None),
@@ -448,3 +457,41 @@ def test_the_detail_sentence_states_the_figure_in_the_unit_asked_for():
     )
     assert any("20 seconds" in s for s in with_units)
     assert not any("20 seconds" in s for s in without)
+
+
+def test_words_of_the_papers_title_do_not_pick_the_detail_sentence():
+    # "contrastive energy prediction" names the paper; "benchmark suite" is what is asked.
+    table = {
+        "contrastive energy prediction": [
+            ("We propose contrastive energy prediction (CEP) to learn the exact guidance.", [1.0, 0.0, 0.0, 0.0]),
+            ("The method is applied to offline reinforcement learning.", [0.9, 0.0, 0.4, 0.0]),
+            ("Experiments on D4RL benchmarks show that it outperforms prior algorithms.", [0.3, 1.0, 0.0, 0.0]),
+        ]
+    }
+    question = "Which benchmark suite was contrastive energy prediction evaluated on?"
+    off = Settings().extractive.model_copy(update={"detail_skip_title_words": False, "detail_sentence": True})
+
+    assert any("D4RL" in s for s in _answer(question, detail=True, table=table))
+    assert not any("D4RL" in s for s in _answer(question, detail=True, table=table, extractive=off))
+
+
+def test_the_checks_read_only_papers_the_answer_could_quote():
+    # A paper the retrievers rank far below the top one states an FID on ImageNet; it answers another question.
+    other = [("Another sampler reaches an FID of 2.1 on ImageNet.", [0.5, 0.5, 0.5, 0.5])]
+    rows = {"dsno": [(s, [1.0 - 0.1 * i, 0.1 * i, 0.0, 0.0]) for i, s in enumerate(DSNO)], "other": other}
+    question = "What FID does the operator sampler reach on ImageNet?"
+
+    def not_stated(fused: float, **update) -> str | None:
+        settings = Settings()
+        settings = settings.model_copy(update={"extractive": settings.extractive.model_copy(update=update)})
+        hits = [
+            Hit(Paper("dsno", "Fast Sampling via Operators", " ".join(DSNO)), 1.0, 0.8, ""),
+            Hit(Paper("other", "Another Sampler", other[0][0]), fused, 0.5, ""),
+        ]
+        answerer = ExtractiveAnswerer(settings, _Sentences(rows))  # type: ignore[arg-type]
+        qvec = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+        return answerer.answer(question, hits, qvec, reader=[0.9, 0.9]).not_stated
+
+    assert not_stated(0.1) == "the figure asked for"
+    assert not_stated(0.1, check_quotable_only=False) is None
+    assert not_stated(0.9) is None  # a paper ranked close to the top one may state it
