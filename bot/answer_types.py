@@ -224,6 +224,8 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
     or None. Only "how many" opening a clause asks for a count ("an algorithm that decides how many nodes ..."
     does not), and not for what suffices ("how many samples are needed"); the counted noun is the last of the
     first ``phrase_words`` words before a verb or preposition."""
+    if _ASKS_FOR_A_PAPER.search(question):  # a lookup, however it describes the paper ("how much faster ...")
+        return None
     for pattern, unit in _ASKED_CLASSES:
         if pattern.search(question):
             return unit
@@ -248,7 +250,8 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
         return _NAMED_UNITS[noun]
     # "how many nodes or agents": either noun counts.
     either = nouns if "or" in phrase or "and" in phrase else [noun]
-    stems = "|".join(re.escape(re.sub(r"(ies|es|s)$", "", w)) + r"\w*" for w in either)
+    # The noun may end a compound: "eight cryomodules" counts "modules".
+    stems = "|".join(r"[a-z]*" + re.escape(re.sub(r"(ies|es|s)$", "", w)) + r"\w*" for w in either)
     return Unit(noun, stems, counted=True)
 
 
@@ -351,7 +354,11 @@ def _uses(term: str, text: _Text, match: float) -> bool:
 
 
 # A question asking which paper did something is a lookup, whatever else it names.
-_ASKS_FOR_A_PAPER = re.compile(r"\b(which|what) (work|paper|study|article)s?\b", re.I)
+_ASKS_FOR_A_PAPER = re.compile(
+    r"\b(which|what) (work|paper|study|article)s?\b|\bis there (a|an|any) (\w+ )?(work|paper|study|article)\b|"
+    r"\bare there (any )?(\w+ )?(works|papers|studies|articles)\b",
+    re.I,
+)
 
 
 def clause_terms(question: str, kind: AnswerType) -> list[str]:

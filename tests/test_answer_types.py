@@ -390,6 +390,8 @@ def test_a_figure_on_another_benchmark_than_the_one_asked_about_is_not_stated():
         ("RayFlow how many sampling steps", "steps"),  # a search-box query
         ("How much extra time does the crop selection add?", "time"),
         ("How much memory does the sampler need on top?", "memory"),
+        # A question asking for a paper is a lookup, however it describes the paper.
+        ("I want to know how much faster a student learns from logits. Is there a paper on it?", None),
         ("What FID does DSNO reach?", None),
         # "how many" that does not open its clause asks for no count.
         ("Is there an algorithm that decides how many nodes a spline needs?", None),
@@ -422,6 +424,7 @@ def test_asked_unit_is_the_class_or_the_noun_counted(question, unit):
         ("How many samples does it draw?", "It draws a number of samples n = O(m log m).", True),
         ("How many views does it generate?", "The multi-view model is fast and produces sharp views.", False),
         ("How many nodes or agents were there?", "The network has 50 agents.", True),
+        ("How many of the cold accelerator modules does it test?", "It tests eight cryomodules.", True),
     ],
 )
 def test_states_unit_needs_a_figure_beside_the_unit(question, sentence, stated):
