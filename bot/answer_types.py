@@ -135,12 +135,12 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
 
 # What a count or a measure is counted in. "How many seconds ...?" needs a figure in seconds (or minutes: any time),
 # "how many views ...?" a figure beside "views": an abstract that gives an FID and a speed-up does not say how
-# many seconds its matching takes. A figure is digits (4K, 2.6B, "sim2%" from LaTeX's \sim), a number word, or
-# a bound (O(m log m)).
+# many seconds its matching takes. A figure is digits (4K, 2.6B, "sim2%" from LaTeX's \sim), a number word ("an
+# order of magnitude", "one third"), or a bound (O(m log m)).
 _COUNT = (
-    r"((?<![a-z])|(?<=sim))(\d[\d,.]*[kmb]?|o\(|one|single|twice|half|double|two|three|four|five|six|seven|eight|"
+    r"((?<![a-z])|(?<=sim))(\d[\d,.]*[kmb]?|o\(|(one|single|twice|half|double|two|three|four|five|six|seven|eight|"
     r"nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|thousands?|millions?|"
-    r"billions?|dozens?|several|a few)"
+    r"billions?|dozens?|several|a few|an)(?![a-z]))"
 )
 
 
@@ -161,7 +161,7 @@ _TIME = Unit(
 _RATIO = Unit(
     "ratio",
     r"times|x|×|fold|speed-?ups?|faster|slower|%|percent|percentage points?|pp|"
-    r"orders? of magnitude",
+    r"orders? of magnitude|half|halves|thirds?|quarters?|fifths?|tenths?",
 )
 _MONEY = Unit("money", r"\$|dollars?|usd|cost")
 _PARAMETERS = Unit("parameters", r"parameters?|params?|[mbk]|million|billion|weights")
@@ -248,8 +248,9 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
     noun = nouns[-1]
     if noun in _NAMED_UNITS:
         return _NAMED_UNITS[noun]
-    # "how many nodes or agents": either noun counts.
-    either = nouns if "or" in phrase or "and" in phrase else [noun]
+    # "how many nodes or agents": either noun counts; so does the first, in case a verb ends the phrase unseen
+    # ("how many samples give quasi-optimality").
+    either = nouns if "or" in phrase or "and" in phrase else list(dict.fromkeys([nouns[0], noun]))
     # The noun may end a compound: "eight cryomodules" counts "modules".
     stems = "|".join(r"[a-z]*" + re.escape(re.sub(r"(ies|es|s)$", "", w)) + r"\w*" for w in either)
     return Unit(noun, stems, counted=True)

@@ -425,6 +425,8 @@ def test_asked_unit_is_the_class_or_the_noun_counted(question, unit):
         ("How many views does it generate?", "The multi-view model is fast and produces sharp views.", False),
         ("How many nodes or agents were there?", "The network has 50 agents.", True),
         ("How many of the cold accelerator modules does it test?", "It tests eight cryomodules.", True),
+        ("What fraction of the comparisons suffices?", "About one third of the comparisons suffices.", True),
+        ("How many samples give quasi-optimality?", "It needs a number of samples n = O(m log m).", True),
     ],
 )
 def test_states_unit_needs_a_figure_beside_the_unit(question, sentence, stated):
