@@ -442,6 +442,12 @@ def test_a_count_in_a_unit_no_paper_states_is_not_stated_whatever_the_reader_say
     assert _answer_dsno("How many workers does DSNO use?") is None
 
 
+def _on_and_off(question: str, table: dict, setting: str) -> tuple[list[str], list[str]]:
+    """The detail answer's sentences with the extractive ``setting`` on (the default) and off."""
+    off = Settings().extractive.model_copy(update={setting: False, "detail_sentence": True})
+    return _answer(question, detail=True, table=table), _answer(question, detail=True, table=table, extractive=off)
+
+
 def test_the_detail_sentence_states_the_figure_in_the_unit_asked_for():
     # The sentence sharing more words with the question states an FID; the one in the unit asked for, a time.
     table = {
@@ -453,15 +459,9 @@ def test_the_detail_sentence_states_the_figure_in_the_unit_asked_for():
     }
     question = "How long does Fast3D take to build 3D objects from text?"
 
-    with_units = _answer(question, detail=True, table=table)
-    without = _answer(
-        question,
-        detail=True,
-        table=table,
-        extractive=Settings().extractive.model_copy(update={"check_units": False, "detail_sentence": True}),
-    )
-    assert any("20 seconds" in s for s in with_units)
-    assert not any("20 seconds" in s for s in without)
+    on, off = _on_and_off(question, table, "check_units")
+    assert any("20 seconds" in s for s in on)
+    assert not any("20 seconds" in s for s in off)
 
 
 def test_words_of_the_papers_title_do_not_pick_the_detail_sentence():
@@ -473,11 +473,11 @@ def test_words_of_the_papers_title_do_not_pick_the_detail_sentence():
             ("Experiments on D4RL benchmarks show that it outperforms prior algorithms.", [0.3, 1.0, 0.0, 0.0]),
         ]
     }
-    question = "Which benchmark suite was contrastive energy prediction evaluated on?"
-    off = Settings().extractive.model_copy(update={"detail_skip_title_words": False, "detail_sentence": True})
-
-    assert any("D4RL" in s for s in _answer(question, detail=True, table=table))
-    assert not any("D4RL" in s for s in _answer(question, detail=True, table=table, extractive=off))
+    on, off = _on_and_off(
+        "Which benchmark suite was contrastive energy prediction evaluated on?", table, "detail_skip_title_words"
+    )
+    assert any("D4RL" in s for s in on)
+    assert not any("D4RL" in s for s in off)
 
 
 def test_the_checks_read_only_papers_the_answer_could_quote():
