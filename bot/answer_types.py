@@ -151,12 +151,14 @@ class Unit:
     name: str
     words: str  # a regex alternation of the unit's words
     counted: bool = False  # the noun of "how many <noun>": stated only in an abstract that uses the noun
+    also: str | None = None  # a regex that states it without a figure ("in less than a day")
 
 
 _TIME = Unit(
     "time",
     r"seconds?|secs?|s|ms|milliseconds?|minutes?|mins?|hours?|hrs?|h|days?|weeks?|months?|"
     r"gpu-hours?|gpu-days?",
+    also=r"\ban? (second|minute|hour|day|week|month)\b",
 )
 _RATIO = Unit(
     "ratio",
@@ -204,7 +206,8 @@ _QUERY_HOW_MANY = re.compile(r"\bhow many\s+(?P<rest>[^?.,;:]*)", re.I)
 # Where the noun phrase after "how many" ends: a verb, a preposition, a pronoun or a determiner ("how many views does ...").
 _PHRASE_END = frozenset(
     "do does did is are was were has have had can could would will should of in on for to with per at that from "
-    "during by when they we it you he she their its the a an this these those".split()
+    "during by when they we it you he she their its the a an this these those give gives get gets make makes take "
+    "takes yield yields reach reaches achieve achieves contain contains cover covers include includes".split()
 )
 # Not the counted noun: adjectives after it ("how many layers deep") and before it ("how many different ...").
 _NOT_COUNTED = frozenset(
@@ -248,9 +251,8 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
     noun = nouns[-1]
     if noun in _NAMED_UNITS:
         return _NAMED_UNITS[noun]
-    # "how many nodes or agents": either noun counts; so does the first, in case a verb ends the phrase unseen
-    # ("how many samples give quasi-optimality").
-    either = nouns if "or" in phrase or "and" in phrase else list(dict.fromkeys([nouns[0], noun]))
+    # "how many nodes or agents": either noun counts.
+    either = nouns if "or" in phrase or "and" in phrase else [noun]
     # The noun may end a compound: "eight cryomodules" counts "modules".
     stems = "|".join(r"[a-z]*" + re.escape(re.sub(r"(ies|es|s)$", "", w)) + r"\w*" for w in either)
     return Unit(noun, stems, counted=True)
@@ -268,6 +270,8 @@ def states_unit(unit: Unit, sentence: str, window: int, class_window: int) -> bo
     return bool(
         re.search(rf"{_COUNT}[\s-]*(\S+[\s-]+){{0,{between}}}({unit.words})(?![a-z])", text)
         or re.search(rf"(?<![a-z])({unit.words})[\s:=]+(\S+[\s:=]+){{0,3}}{_COUNT}", text)
+        or unit.also is not None
+        and re.search(unit.also, text)
     )
 
 

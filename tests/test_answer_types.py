@@ -411,6 +411,7 @@ def test_asked_unit_is_the_class_or_the_noun_counted(question, unit):
     [
         ("How many seconds does it take?", "Matching two ResNet-50 models takes about 10 minutes.", True),
         ("How many seconds does it take?", "It reaches an FID of 3.1 with 10 steps.", False),
+        ("How long does it take to train?", "It trains on a single GPU in less than a day.", True),
         ("How much faster is it?", "It converges 56% faster on enwiki8.", True),
         ("How much faster is it?", "It reduces inference times by three orders of magnitude.", True),
         ("How much faster is it?", "Experiments use 32 images of each class.", False),
