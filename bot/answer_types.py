@@ -21,7 +21,9 @@ the top paper's whole abstract states none, does not name the asked thing and
 the reader doubts the paper (:meth:`bot.answerers.ExtractiveAnswerer._not_stated`),
 because a false "not stated" costs more than a missed near miss. One check needs no doubt: the
 clause that asks names things (a benchmark, a metric: "What FID ... on ImageNet?") that none of
-the first few papers names all of (:func:`unnamed_terms`).
+the first few papers names all of (:func:`unnamed_terms`); nor does a count or measure asked in a unit
+("how many seconds", "how many views", "how much faster") that none of the first few papers states in that
+unit (:func:`asked_unit`, :func:`states_unit`).
 """
 
 from __future__ import annotations

@@ -174,7 +174,9 @@ class ExtractiveAnswerer:
         date, ...; bot.answer_types) and the reader, when on, doubts the top paper, the best
         candidate that states one leads the answer; when no candidate above the floor states one
         and :meth:`_not_stated` finds the detail missing from the top paper, the choice is the
-        closest sentence with ``not_stated`` set. With ``detail_sentence`` the answer to such a
+        closest sentence with ``not_stated`` set; so is it, whatever the reader says, when the first papers the
+        answer could quote lack the names the asking clause names (:meth:`_missing`) or a figure in the unit it
+        asks for (:meth:`_lacks_unit`). With ``detail_sentence`` the answer to such a
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
         reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
