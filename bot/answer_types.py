@@ -170,7 +170,6 @@ _RATIO = Unit(
 _MONEY = Unit("money", r"\$|dollars?|usd|cost")
 _PARAMETERS = Unit("parameters", r"parameters?|params?|[mbk]|million|billion|weights")
 _MEMORY = Unit("memory", r"[kmgt]i?b|bytes?|[kmgt]ilobytes?|megabytes?|gigabytes?|terabytes?|bits?")
-# Asking clauses whose unit is a class ("how many times faster", "by how much", "how long").
 # Where a clause that asks for a count starts: after punctuation, a conjunction, a preposition, or a verb that
 # passes the question on ("do you know how many ...", "it reports how many ..."), never after one that makes it a
 # mechanism ("an algorithm that decides how many nodes ...").
@@ -179,6 +178,7 @@ _CLAUSE_START = (
     r"over|from|to|of|among|under|after|before|within|into|through|know|tell|wondering|wonder|curious|say|says|"
     r"report|reports|reported|state|states|mention|mentions)\s+)"
 )
+# Asking clauses whose unit is a class ("how many times faster", "by how much", "how long").
 _ASKED_CLASSES = (
     (
         re.compile(
@@ -260,18 +260,17 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
     return Unit(noun, stems, counted=True)
 
 
-def states_unit(unit: Unit, sentence: str, window: int, class_window: int) -> bool:
+def states_unit(unit: Unit, sentence: str, window: int, class_window: int, before: int) -> bool:
     """Whether ``sentence`` states a figure in ``unit``: a number with a counted noun at most ``window`` words after
     it ("thirty state-of-the-art ... methods", "120-layer") or a class's unit at most ``class_window`` words after it
-    ("7x", "80 learnable parameters"), or the unit shortly before it ("samples n = O(m log m)",
+    ("7x", "80 learnable parameters"), or the unit at most ``before`` words before it ("samples n = O(m log m)",
     "speed-up of 7")."""
     text = sentence.lower()
-    between = (
-        window if unit.counted else class_window
-    )  # a class's unit follows its number: "7x", "80 learnable parameters"
+    # A counted noun may stand a few words after its figure; a class's unit follows it closely ("7x").
+    between = window if unit.counted else class_window
     return bool(
         re.search(rf"{_COUNT}[\s-]*(\S+[\s-]+){{0,{between}}}({unit.words})(?![a-z])", text)
-        or re.search(rf"(?<![a-z])({unit.words})[\s:=]+(\S+[\s:=]+){{0,3}}{_COUNT}", text)
+        or re.search(rf"(?<![a-z])({unit.words})[\s:=]+(\S+[\s:=]+){{0,{before}}}{_COUNT}", text)
         or unit.also is not None
         and re.search(unit.also, text)
     )

@@ -321,7 +321,9 @@ class ExtractiveAnswerer:
         texts = [[h.paper.title, *self.retriever.sentence_vectors(h.paper)[0]] for h in hits]
         using = [t for t in texts if mentions_unit(unit, " ".join(t))]
         return bool(using) and not any(
-            states_unit(unit, s, cfg.unit_window, cfg.class_unit_window) for t in using for s in t
+            states_unit(unit, s, cfg.unit_window, cfg.class_unit_window, cfg.unit_before_window)
+            for t in using
+            for s in t
         )
 
     def _lacks(self, question: str, kind: AnswerType, paper: Paper) -> bool:
@@ -387,7 +389,9 @@ class ExtractiveAnswerer:
 
         def fit(i: int) -> tuple[bool, int, float]:
             text = candidates[i][1]
-            in_unit = unit is not None and states_unit(unit, text, cfg.unit_window, cfg.class_unit_window)
+            in_unit = unit is not None and states_unit(
+                unit, text, cfg.unit_window, cfg.class_unit_window, cfg.unit_before_window
+            )
             return in_unit, focus_overlap(focus, text), float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]

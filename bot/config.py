@@ -206,6 +206,12 @@ class ExtractiveSettings(BaseModel):
         description="With check_units: at most this many words between a figure and a unit of a class (time, ratio, "
         "money, parameters: '80 learnable parameters', '3 GPU hours').",
     )
+    unit_before_window: int = Field(
+        3,
+        ge=0,
+        description="With check_units: at most this many words between a unit and a figure after it ('number of "
+        "samples n = O(m log m)', 'a speed-up of 7').",
+    )
     unit_phrase_words: int = Field(
         4,
         ge=1,

@@ -431,7 +431,7 @@ def test_asked_unit_is_the_class_or_the_noun_counted(question, unit):
     ],
 )
 def test_states_unit_needs_a_figure_beside_the_unit(question, sentence, stated):
-    assert states_unit(asked_unit(question, 4), sentence, 6, 2) is stated
+    assert states_unit(asked_unit(question, 4), sentence, 6, 2, 3) is stated
 
 
 def test_a_count_in_a_unit_no_paper_states_is_not_stated_whatever_the_reader_says():
