@@ -25,6 +25,7 @@ import numpy as np
 from bot.answer_types import (
     LEANS_ON_CONTEXT,
     AnswerType,
+    Unit,
     answer_type,
     asked_unit,
     asking_clause,
@@ -239,11 +240,13 @@ class ExtractiveAnswerer:
         chosen: list[int] = []
         # The checks read the first papers, those the answer could quote (all of them, without check_quotable_only).
         first = [h for i, h in enumerate(hits[: cfg.named_terms_papers]) if quotable[i] or not cfg.check_quotable_only]
+        # The unit a figure is asked in ("how many seconds": a time), read once for the check and the detail sentence.
+        unit = asked_unit(question, cfg.unit_phrase_words) if asked is not None and cfg.check_units else None
         if asked is not None and (
             cfg.check_named_terms
             and self._missing(question, asked, first)
-            or cfg.check_units
-            and self._lacks_unit(question, first)
+            or unit is not None
+            and self._lacks_unit(unit, first)
         ):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         if kind is not None:
@@ -290,7 +293,7 @@ class ExtractiveAnswerer:
                 chosen = self._quote(chosen, 0, read[0], candidates, per_paper_cap + extra)
         if asked is not None and cfg.detail_sentence:
             chosen = self._with_detail(
-                chosen, anchor, asked, question, candidates, score, per_paper_cap, hits[anchor].paper.title
+                chosen, anchor, asked, unit, question, candidates, score, per_paper_cap, hits[anchor].paper.title
             )
         return self._cite(chosen, candidates, hits)
 
@@ -309,22 +312,19 @@ class ExtractiveAnswerer:
             self._lacks(question, kind, h.paper) for h in named
         )
 
-    def _lacks_unit(self, question: str, hits: list[Hit]) -> bool:
-        """Whether the count or measure the question asks for in a unit ("how many seconds", "how many views") is
+    def _lacks_unit(self, unit: Unit, hits: list[Hit]) -> bool:
+        """Whether the count or measure the question asks for in ``unit`` ("how many seconds", "how many views") is
         stated by none of ``hits``: among those that use the counted noun (all, for a class of units such as time),
         no sentence of the title or abstract has a figure in that unit (:func:`bot.answer_types.states_unit`). Papers
         that never use the noun may say it in other words, so when none does the check says nothing."""
-        cfg = self.settings.extractive
-        unit = asked_unit(question, cfg.unit_phrase_words)
-        if unit is None:
-            return False
         texts = [[h.paper.title, *self.retriever.sentence_vectors(h.paper)[0]] for h in hits]
         using = [t for t in texts if mentions_unit(unit, " ".join(t))]
-        return bool(using) and not any(
-            states_unit(unit, s, cfg.unit_window, cfg.class_unit_window, cfg.unit_before_window)
-            for t in using
-            for s in t
-        )
+        return bool(using) and not any(self._states_unit(unit, s) for t in using for s in t)
+
+    def _states_unit(self, unit: Unit, sentence: str) -> bool:
+        """:func:`bot.answer_types.states_unit` with this answerer's windows."""
+        cfg = self.settings.extractive
+        return states_unit(unit, sentence, cfg.unit_window, cfg.class_unit_window, cfg.unit_before_window)
 
     def _lacks(self, question: str, kind: AnswerType, paper: Paper) -> bool:
         """Whether ``paper``, which names everything the asking clause names, still lacks the detail.
@@ -358,6 +358,7 @@ class ExtractiveAnswerer:
         chosen: list[int],
         paper: int,
         kind: AnswerType,
+        unit: Unit | None,
         question: str,
         candidates: list[tuple[int, str]],
         score: np.ndarray,
@@ -367,7 +368,7 @@ class ExtractiveAnswerer:
         """``chosen`` with the sentence of hit ``paper`` (titled ``title``) that best answers a question asking for
         ``kind``.
 
-        That sentence states the kind and, with ``check_units``, a figure in the unit asked for ("how long":
+        That sentence states the kind and, when the question asks for it in a ``unit``, a figure in that unit ("how long":
         "in 20 seconds"; :func:`bot.answer_types.states_unit`), or else shares the most words with the asking
         clause (at least ``detail_min_overlap``; ties go to the higher score). It follows the paper's first chosen
         sentence, taking the place of the paper's last one when the paper is at ``cap`` sentences,
@@ -385,13 +386,9 @@ class ExtractiveAnswerer:
         if not mine or not focus:
             return chosen
 
-        unit = asked_unit(question, cfg.unit_phrase_words) if cfg.check_units else None
-
         def fit(i: int) -> tuple[bool, int, float]:
             text = candidates[i][1]
-            in_unit = unit is not None and states_unit(
-                unit, text, cfg.unit_window, cfg.class_unit_window, cfg.unit_before_window
-            )
+            in_unit = unit is not None and self._states_unit(unit, text)
             return in_unit, focus_overlap(focus, text), float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]
