@@ -31,6 +31,7 @@ from bot.answer_types import (
     asking_clause,
     asks_for_several,
     clause_terms,
+    detail_type,
     mentions_unit,
     own_name,
     states,
@@ -291,9 +292,10 @@ class ExtractiveAnswerer:
             read = [i for i, (h, sentence) in enumerate(candidates) if h == 0 and sentence == text]
             if read:
                 chosen = self._quote(chosen, 0, read[0], candidates, per_paper_cap + extra)
-        if asked is not None and cfg.detail_sentence:
+        detail = asked or (detail_type(question) if cfg.detail_names else None)
+        if detail is not None and cfg.detail_sentence:
             chosen = self._with_detail(
-                chosen, anchor, asked, unit, question, candidates, score, per_paper_cap, hits[anchor].paper.title
+                chosen, anchor, detail, unit, question, candidates, score, per_paper_cap, hits[anchor].paper.title
             )
         return self._cite(chosen, candidates, hits)
 
@@ -370,7 +372,8 @@ class ExtractiveAnswerer:
 
         That sentence states the kind and, when the question asks for it in a ``unit``, a figure in that unit ("how long":
         "in 20 seconds"; :func:`bot.answer_types.states_unit`), or else shares the most words with the asking
-        clause (at least ``detail_min_overlap``; ties go to the higher score). It follows the paper's first chosen
+        clause (at least ``detail_min_overlap``; ties go to a sentence that names it, ``AnswerType.names``, with
+        ``detail_prefer_names``, then to the higher score). It follows the paper's first chosen
         sentence, taking the place of the paper's last one when the paper is at ``cap`` sentences,
         or, when the answer is full, of the last sentence of a paper quoted twice. The cited papers
         never change: nothing changes when the paper is not quoted, when a quoted sentence of it
@@ -386,16 +389,17 @@ class ExtractiveAnswerer:
         if not mine or not focus:
             return chosen
 
-        def fit(i: int) -> tuple[bool, int, float]:
+        def fit(i: int) -> tuple[bool, int, bool, float]:
             text = candidates[i][1]
             in_unit = unit is not None and self._states_unit(unit, text)
-            return in_unit, focus_overlap(focus, text), float(score[i])
+            named = cfg.detail_prefer_names and kind.names is not None and bool(kind.names.search(text))
+            return in_unit, focus_overlap(focus, text), named, float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]
         best = max(pool, key=fit, default=None)
         if best is None or not fit(best)[0] and fit(best)[1] < cfg.detail_min_overlap:
             return chosen
-        if any(states(kind, candidates[i][1]) and fit(i)[:2] >= fit(best)[:2] for i in mine):
+        if any(states(kind, candidates[i][1]) and fit(i)[:3] >= fit(best)[:3] for i in mine):
             return chosen
         return self._quote(chosen, paper, best, candidates, cap)
 

@@ -243,6 +243,16 @@ class ExtractiveSettings(BaseModel):
     detail_min_overlap: int = Field(
         1, ge=0, description="That sentence must share this many content words with the asking clause."
     )
+    detail_names: bool = Field(
+        True,
+        description="The detail sentence is also chosen for a name asked with 'which <noun>' or a data set named in a "
+        "search-box query (bot.answer_types.detail_type); verdicts and cited papers stay as they are.",
+    )
+    detail_prefer_names: bool = Field(
+        True,
+        description="Between detail sentences sharing as many words, one naming the data set (CIFAR10) beats one that "
+        "only says 'datasets'.",
+    )
     detail_skip_title_words: bool = Field(
         True,
         description="The asking clause's words that are in the top paper's title name the paper, not what is asked: "

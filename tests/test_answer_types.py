@@ -10,6 +10,7 @@ from bot.answer_types import (
     asked_unit,
     asks_for_papers,
     asks_for_several,
+    detail_type,
     own_name,
     states,
     states_beside,
@@ -501,3 +502,50 @@ def test_the_checks_read_only_papers_the_answer_could_quote():
     assert not_stated(0.1) == "the figure asked for"
     assert not_stated(0.1, check_quotable_only=False) is None
     assert not_stated(0.9) is None  # a paper ranked close to the top one may state it
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Which language models was the self-refine tree method tried with?", "name"),
+        ("What limiting distribution does the connectivity threshold converge to?", "name"),
+        ("graph homomorphism MCMC real network dataset", "dataset"),
+        ("MusIK problem formalization", "name"),  # a search-box query: its words beyond the title are asked
+        ("What FID does the sampler reach on ImageNet?", "quantity"),  # answer_type's kinds come first
+        ("Which paper proposed a tree method for language models?", None),  # asks for a paper
+        ("Why do diffusion models hallucinate?", None),
+    ],
+)
+def test_detail_type_reads_names_asked_for(question, kind):
+    found = detail_type(question)
+    assert (found.name if found else None) == kind
+    # The names never reach the not-stated checks, which read answer_type alone.
+    if kind == "name":
+        assert answer_type(question, wide=True) is None
+
+
+def test_a_name_asked_with_which_gets_its_detail_sentence():
+    table = {
+        "tree": [
+            ("We propose a self-refine tree search for olympiad math with a Nash equilibrium.", [1.0, 0.0, 0.0, 0.0]),
+            ("The tree search explores many candidate answers for each problem.", [0.9, 0.0, 0.4, 0.0]),
+            ("We try the method with the language models GPT-4o and Phi-3-mini.", [0.3, 1.0, 0.0, 0.0]),
+        ]
+    }
+    on, off = _on_and_off("Which language models was the tree method tried with?", table, "detail_names")
+    assert any("GPT-4o" in s for s in on)
+    assert not any("GPT-4o" in s for s in off)
+
+
+def test_a_sentence_naming_the_data_set_beats_one_that_only_says_datasets():
+    # Both share one word with the asking clause ("datasets" / "validate"); only the second names them.
+    table = {
+        "retrain": [
+            ("We study retraining generative models on mixed datasets of real and synthetic data.", [1.0, 0, 0, 0]),
+            ("We prove the stability of iterative retraining under mild conditions.", [0.9, 0.0, 0.4, 0.0]),
+            ("We validate the theory on natural images with CIFAR10 and FFHQ.", [0.3, 1.0, 0.0, 0.0]),
+        ]
+    }
+    on, off = _on_and_off("Which datasets was it validated on?", table, "detail_prefer_names")
+    assert any("FFHQ" in s for s in on)
+    assert not any("FFHQ" in s for s in off)
