@@ -442,7 +442,8 @@ _NAME = AnswerType(
     re.compile(
         r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(models?|famil(y|ies)|algorithms?|distributions?|tasks?|"
         r"nonlinearit(y|ies)|losses|metrics?|baselines?|architectures?|attacks?|solvers?|criteri(on|a)|"
-        r"strateg(y|ies)|applications?|laws?|networks?|optimizers?)\b",
+        r"strateg(y|ies)|applications?|laws?|networks?|optimizers?|experiments?|environments?|leaderboards?)\b|"
+        r"\b(which|what) (kinds?|types?|sorts?) of\b",
         re.I,
     ),
     re.compile(r"\w"),  # any sentence: the one sharing most words with the asking clause is the answer

@@ -509,6 +509,7 @@ def test_the_checks_read_only_papers_the_answer_could_quote():
     [
         ("Which language models was the self-refine tree method tried with?", "name"),
         ("What limiting distribution does the connectivity threshold converge to?", "name"),
+        ("What kinds of tasks did they show it working on?", "name"),
         ("graph homomorphism MCMC real network dataset", "dataset"),
         ("MusIK problem formalization", "name"),  # a search-box query: its words beyond the title are asked
         ("What FID does the sampler reach on ImageNet?", "quantity"),  # answer_type's kinds come first
