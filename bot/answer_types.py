@@ -311,6 +311,9 @@ def _folded(text: str) -> str:
 # Words an acronym's letters may skip: "number of function evaluations" is NFE.
 _ACRONYM_SKIPS = frozenset({"a", "an", "and", "by", "for", "in", "of", "on", "the", "to", "with"})
 _ACRONYM = re.compile(r"[A-Z]{2,6}")  # all capitals (a plural s dropped): NFE, ICL, RLHF
+# Short names with small letters between capitals spell their words by the capitals: NeRF is neural radiance
+# field, ViT vision transformer, LoRA low-rank adaptation.
+_MIXED_ACRONYM = re.compile(r"(?=[A-Za-z]{3,5}$)[A-Z][a-z]?[A-Z][a-z]?(?:[A-Z][a-z]?)?")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 
@@ -361,7 +364,11 @@ def _uses(term: str, text: _Text, match: float) -> bool:
     if any(SequenceMatcher(None, key, w).ratio() >= match for w in text.words if abs(len(w) - len(key)) <= 2):
         return True
     acronym = term.removesuffix("s")
-    return bool(_ACRONYM.fullmatch(acronym)) and _spells(acronym.lower(), text.sequence)
+    if _ACRONYM.fullmatch(acronym):
+        return _spells(acronym.lower(), text.sequence)
+    if _MIXED_ACRONYM.fullmatch(acronym):
+        return _spells("".join(c for c in acronym if c.isupper()).lower(), text.sequence)
+    return False
 
 
 # A question asking which paper did something is a lookup, whatever else it names.

@@ -278,6 +278,9 @@ def test_a_name_used_by_another_of_the_first_papers_is_not_missing():
         ("What FID at 20 NFE?", "We reach FID 3.4 with a number of function evaluations of 20.", []),
         ("How much does ICL improve accuracy?", "In-context learning improves accuracy by 4%.", []),
         ("How much does ICL improve accuracy?", "Instruction tuning improves accuracy by 4%.", ["ICL"]),
+        # A short name with small letters between its capitals spells its words by the capitals.
+        ("How much faster is it for NeRF?", "It is 5 times faster for neural radiance fields.", []),
+        ("How much faster is it for NeRF?", "It is 5 times faster for meshes.", ["NeRF"]),
         # A search-box query is its own asking clause.
         ("EQ-Net ImageNet top-1 accuracy", "EQ-Net reaches 71% top-1 accuracy on CIFAR-100.", ["ImageNet"]),
     ],
