@@ -79,7 +79,7 @@ def fit(work: Path, fold: str, epochs: float) -> None:
     import torch
     from sklearn.metrics import roc_auc_score
     from torch import nn
-    from train_reader import HEAD_LR, WARMUP_SHARE, _cross_encoder, _model_dir
+    from train_reader import _cross_encoder, _model_dir, train_loop
     from transformers import AutoTokenizer
 
     torch.set_num_threads(2)
@@ -101,32 +101,15 @@ def fit(work: Path, fold: str, epochs: float) -> None:
         )
 
     model = _cross_encoder()
-    groups = [{"params": model.enc.parameters(), "lr": LR}, {"params": model.head.parameters(), "lr": HEAD_LR}]
-    opt = torch.optim.AdamW(groups, weight_decay=0.01)
-    steps = int(math.ceil(len(train) / BATCH) * epochs)
-    warmup = max(1.0, WARMUP_SHARE * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / steps))
     # Gold papers are about one in seven pairs: weighted up by the square root of the imbalance.
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(math.sqrt((len(train) - positives) / positives)))
-    rng = random.Random(0)
-    step, t0 = 0, time.time()
-    model.train()
-    while step < steps:
-        rng.shuffle(train)
-        for i in range(0, len(train), BATCH):
-            rows = train[i : i + BATCH]
-            logits = model(**batch([r[0] for r in rows], [r[1] for r in rows]))
-            loss = loss_fn(logits, torch.tensor([r[2] for r in rows]))
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            if step % 25 == 0:
-                print(f"step {step}/{steps} loss {loss.item():.3f} {(time.time() - t0) / step:.2f} s/step", flush=True)
-            if step >= steps:
-                break
+
+    def loss_of(rows: list[tuple[str, str, float]]):
+        logits = model(**batch([r[0] for r in rows], [r[1] for r in rows]))
+        return loss_fn(logits, torch.tensor([r[2] for r in rows]))
+
+    t0 = time.time()
+    train_loop(model, train, loss_of, epochs, BATCH, LR, random.Random(0))
     model.eval()
     scores = {}
     with torch.no_grad():

@@ -145,6 +145,38 @@ def _cross_encoder():
     return CrossEncoder()
 
 
+def train_loop(model, rows: list, loss_of, epochs: float, batch: int, lr: float, rng: random.Random) -> None:
+    """Fine-tune the cross-encoder ``model`` on ``rows``, shuffled each epoch, ``batch`` rows a step: AdamW (``lr``
+    for the encoder, HEAD_LR for the head), linear warm-up over WARMUP_SHARE of the steps and decay to 0, gradients
+    clipped at 1. ``loss_of(rows)`` is a batch's loss."""
+    import torch
+    from torch import nn
+
+    groups = [{"params": model.enc.parameters(), "lr": lr}, {"params": model.head.parameters(), "lr": HEAD_LR}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    steps = int(math.ceil(len(rows) / batch) * epochs)
+    warmup = max(1.0, WARMUP_SHARE * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(steps, 1))
+    )
+    step, t0 = 0, time.time()
+    model.train()
+    while step < steps:
+        rng.shuffle(rows)
+        for i in range(0, len(rows), batch):
+            loss = loss_of(rows[i : i + batch])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            if step % 50 == 0:
+                print(f"step {step}/{steps} loss {loss.item():.3f} {(time.time() - t0) / step:.2f} s/step", flush=True)
+            if step >= steps:
+                break
+
+
 def fit(pairs: Path, out: Path, args: argparse.Namespace) -> None:
     import torch
     from sklearn.metrics import roc_auc_score
@@ -201,33 +233,15 @@ def fit(pairs: Path, out: Path, args: argparse.Namespace) -> None:
     model = _cross_encoder()
     if args.init:  # go on from an earlier fit (its held-out papers are the same: same split)
         model.load_state_dict(torch.load(args.init))
-    groups = [{"params": model.enc.parameters(), "lr": args.lr}, {"params": model.head.parameters(), "lr": HEAD_LR}]
-    opt = torch.optim.AdamW(groups, weight_decay=0.01)
-    steps = int(math.ceil(len(train) / args.batch) * args.epochs)
-    warmup = max(1.0, WARMUP_SHARE * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(steps, 1))
-    )
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-    step, t0 = 0, time.time()
-    model.train()
-    while step < steps:
-        rng.shuffle(train)
-        for i in range(0, len(train), args.batch):
-            rs = train[i : i + args.batch]
-            labels = torch.tensor([float(r["label"]) for r in rs])
-            weights = torch.tensor([WEIGHTS[(r["label"], r["kind"])] for r in rs])
-            loss = (loss_fn(model(**batch(rs)), labels) * weights).mean()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            step += 1
-            if step % 50 == 0:
-                print(f"step {step}/{steps} loss {loss.item():.3f} {(time.time() - t0) / step:.2f} s/step", flush=True)
-            if step >= steps:
-                break
+
+    def loss_of(rs: list[dict]):
+        labels = torch.tensor([float(r["label"]) for r in rs])
+        weights = torch.tensor([WEIGHTS[(r["label"], r["kind"])] for r in rs])
+        return (loss_fn(model(**batch(rs)), labels) * weights).mean()
+
+    t0 = time.time()
+    train_loop(model, train, loss_of, args.epochs, args.batch, args.lr, rng)
     if val:
         own, every, sentence = held_out()
         print(f"held-out papers: AUC own paper (answerable vs near miss) {own:.3f}, all passage pairs {every:.3f}")
