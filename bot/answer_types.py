@@ -371,6 +371,20 @@ def _uses(term: str, text: _Text, match: float) -> bool:
     return False
 
 
+# A coined name: capitals inside a word with small letters (FedProx, ImageNet, DreamBooth; a plural s aside), the own
+# name of a method, model or data set, which no paraphrase stands in for. All-capital acronyms (CNNs, GPU, BNN) are
+# left out: answerable questions use them for what the abstracts spell out or say in other words (evals/README.md).
+_COINED = re.compile(r"[A-Z]?[a-z]+[A-Z][A-Za-z0-9]*|[A-Z][A-Z]+[a-z][A-Za-z0-9]*")
+
+
+def unused_coined_names(question: str, texts: list[str], match: float) -> list[str]:
+    """The coined names of ``question`` (FedProx) that none of ``texts`` uses, compared as :func:`_uses` does."""
+    names = [t.strip("-") for t in _NAMED_TERM.findall(question)]
+    coined = [n for n in names if _COINED.fullmatch(n.removesuffix("s"))]
+    read = [_Text.of(text) for text in texts] if coined else []
+    return [n for n in coined if not any(_uses(n, r, match) for r in read)]
+
+
 # A question asking which paper did something is a lookup, whatever else it names.
 _ASKS_FOR_A_PAPER = re.compile(
     r"\b(which|what) (work|paper|study|article)s?\b|\bis there (a|an|any) (\w+ )?(work|paper|study|article)\b|"

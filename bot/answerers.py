@@ -38,6 +38,7 @@ from bot.answer_types import (
     states_beside,
     states_unit,
     unnamed_terms,
+    unused_coined_names,
 )
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
@@ -241,6 +242,11 @@ class ExtractiveAnswerer:
         chosen: list[int] = []
         # The checks read the first papers, those the answer could quote (all of them, without check_quotable_only).
         first = [h for i, h in enumerate(hits[: cfg.named_terms_papers]) if quotable[i] or not cfg.check_quotable_only]
+        # A question asking for no kind of answer that names a method or data set the first papers never name.
+        if asked is None and cfg.check_coined_names:
+            read = [f"{h.paper.title} {h.paper.abstract}" for h in hits[: cfg.named_terms_papers]]
+            if unused := unused_coined_names(question, read, cfg.name_match):
+                return self._cite([order[0]], candidates, hits, not_stated=f"anything about {' or '.join(unused)}")
         # The unit a figure is asked in ("how many seconds": a time), read once for the check and the detail sentence.
         unit = asked_unit(question, cfg.unit_phrase_words) if asked is not None and cfg.check_units else None
         if asked is not None and (

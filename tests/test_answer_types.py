@@ -16,6 +16,7 @@ from bot.answer_types import (
     states_beside,
     states_unit,
     unnamed_terms,
+    unused_coined_names,
 )
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
 from bot.config import Settings
@@ -553,3 +554,25 @@ def test_a_sentence_naming_the_data_set_beats_one_that_only_says_datasets():
     on, off = _on_and_off("Which datasets was it validated on?", table, "detail_prefer_names")
     assert any("FFHQ" in s for s in on)
     assert not any("FFHQ" in s for s in off)
+
+
+@pytest.mark.parametrize(
+    ("question", "unused"),
+    [
+        ("How does FedProx stabilize local updates compared with DSNO?", ["FedProx"]),
+        ("Git Re-Basin ImageNet zero-barrier results", []),  # ImageNet-64 names ImageNet
+        ("Do CNNs and VAEs trained on GPUs need this?", []),  # all-capital acronyms are left out
+        ("How does dsno sampling with NeuralOperators work?", []),  # "neural operators", run together
+        ("Is PiecewiseFlow faster than DSNO?", ["PiecewiseFlow"]),
+    ],
+)
+def test_coined_names_the_papers_never_use(question, unused):
+    assert unused_coined_names(question, [" ".join(DSNO)], MATCH) == unused
+
+
+def test_a_question_naming_a_method_no_paper_names_is_told_the_abstracts_say_nothing_of_it():
+    question = "How does FedProx compare with neural operator sampling?"
+    assert _answer_dsno(question) == "anything about FedProx"
+    assert _answer_dsno(question, check_coined_names=False) is None
+    # An all-capital acronym is not a coined name; a paper's own name that it uses is no unknown.
+    assert _answer_dsno("Why does DSNO use neural operators, unlike CNNs?") is None
