@@ -10,6 +10,10 @@ if ! command -v chromium >/dev/null 2>&1; then
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
+# llama-cpp-python compiles llama.cpp here; for the build machine's own CPU (GGML_NATIVE) it crashed with
+# "Illegal instruction" on this workplace's host (2026-12-02, built and run on the same machine), so build for generic x86-64
+# with AVX2 (llama.cpp's default when GGML_NATIVE is off).
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test,local-llm]'
 . .venv/bin/activate
