@@ -464,7 +464,9 @@ _NAME = AnswerType(
         r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(models?|famil(y|ies)|algorithms?|distributions?|tasks?|"
         r"nonlinearit(y|ies)|losses|metrics?|baselines?|architectures?|attacks?|solvers?|criteri(on|a)|"
         r"strateg(y|ies)|applications?|laws?|networks?|optimizers?|experiments?|environments?|leaderboards?)\b|"
-        r"\b(which|what) (kinds?|types?|sorts?) of\b",
+        r"\b(which|what) (kinds?|types?|sorts?) of\b|"
+        r"\bwhat\b[^?.]*\b(called|named)\W*$|\bwhat\b[^?.]*\bcall\b|\bwhat('s| is| are| was| were) (the|their|its) names?\b|"
+        r"\bnames? (of|for) (the|their|its|this|that|each)\b",
         re.I,
     ),
     re.compile(r"\w"),  # any sentence: the one sharing most words with the asking clause is the answer

@@ -46,7 +46,7 @@ from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_mod
 from bot.retrieval import HybridRetriever
 from bot.safety import StreamCleaner, clean, secrets_of
 from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Paper, Retrieval, Sentence, Turn
-from bot.text import stem, stopwords, tokens
+from bot.text import stem, stopwords, tokens, word_parts
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -85,9 +85,11 @@ def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
     return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
 
 
-def focus_overlap(focus: frozenset[str], sentence: str) -> int:
-    """How many of the ``focus`` stems ``sentence`` uses."""
-    return len(focus & {stem(w) for w in tokens(sentence)})
+def focus_overlap(focus: frozenset[str], sentence: str, parts: bool = False) -> int:
+    """How many of the ``focus`` stems ``sentence`` uses; with ``parts``, also as a part of a mixed-case compound
+    ("attack" in "AutoAttack", :func:`bot.text.word_parts`)."""
+    words = tokens(sentence) + (word_parts(sentence) if parts else [])
+    return len(focus & {stem(w) for w in words})
 
 
 @dataclass
@@ -395,19 +397,35 @@ class ExtractiveAnswerer:
         if not mine or not focus:
             return chosen
 
-        def fit(i: int) -> tuple[bool, int, bool, float]:
+        own = [text for h, text in candidates if h == paper]
+        topic = frozenset(
+            w for w in focus if sum(focus_overlap(frozenset([w]), t) for t in own) > cfg.detail_topic_share * len(own)
+        )
+
+        def fit(i: int) -> tuple[bool, int, int, bool, float]:
             text = candidates[i][1]
             in_unit = unit is not None and self._states_unit(unit, text)
             named = cfg.detail_prefer_names and kind.names is not None and bool(kind.names.search(text))
-            return in_unit, focus_overlap(focus, text), named, float(score[i])
+            shared = focus_overlap(focus, text, cfg.detail_word_parts)
+            rare = focus_overlap(focus - topic, text, cfg.detail_word_parts)
+            return in_unit, rare, shared, named, float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]
         best = max(pool, key=fit, default=None)
-        if best is None or not fit(best)[0] and fit(best)[1] < cfg.detail_min_overlap:
+        if best is None or not fit(best)[0] and fit(best)[2] < cfg.detail_min_overlap:
             return chosen
-        if any(states(kind, candidates[i][1]) and fit(i)[:3] >= fit(best)[:3] for i in mine):
-            return chosen
-        return self._quote(chosen, paper, best, candidates, cap)
+        if any(states(kind, candidates[i][1]) and fit(i)[:4] >= fit(best)[:4] for i in mine):
+            quoted = chosen
+        else:
+            quoted = self._quote(chosen, paper, best, candidates, cap)
+        # An answer spread over sentences ("GPT-4o ..."; "both GPT-4o and Phi-3-mini ..."): the next sentences as
+        # good, each allowed beyond the paper's cap.
+        ties = sorted((i for i in pool if i != best and fit(i)[:4] == fit(best)[:4]), key=fit, reverse=True)
+        for i in ties[: cfg.detail_extra_sentences]:
+            more = self._quote(quoted, paper, i, candidates, cap + cfg.detail_extra_sentences)
+            if best in more or best not in quoted:
+                quoted = more
+        return quoted
 
     def _quote(
         self, chosen: list[int], paper: int, best: int, candidates: list[tuple[int, str]], cap: int

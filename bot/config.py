@@ -265,6 +265,21 @@ class ExtractiveSettings(BaseModel):
         description="The asking clause's words that are in the top paper's title name the paper, not what is asked: "
         "they do not count towards that sentence's shared words (unless no other word is left).",
     )
+    detail_word_parts: bool = Field(
+        True,
+        description="A word of the asking clause also counts as shared when it is part of a mixed-case compound "
+        "of the sentence ('benchmark' in 'RobustBench').",
+    )
+    detail_topic_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="A word of the asking clause used by more than this share of the paper's sentences is its topic: "
+        "sentences are ranked first by the other shared words.",
+    )
+    detail_extra_sentences: int = Field(
+        1, ge=0, description="Further sentences of that paper, as good by those measures, quoted beside it."
+    )
     detail_focus_words: int = Field(
         6, ge=1, description="Content words of the asking clause, from its question word on, that say what is asked."
     )

@@ -114,6 +114,16 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
+_MIXED_CASE_WORD = re.compile(r"\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\b")
+_WORD_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def word_parts(text: str) -> list[str]:
+    """The lower-cased parts of ``text``'s mixed-case compounds: "RobustBench under AutoAttack" -> robust, bench,
+    auto, attack."""
+    return [part.lower() for word in _MIXED_CASE_WORD.findall(text) for part in _WORD_PART.findall(word)]
+
+
 STEM_CHARS = 5  # words are compared by their first five letters, so "evaluate" matches "evaluation"
 
 

@@ -448,10 +448,16 @@ def test_a_count_in_a_unit_no_paper_states_is_not_stated_whatever_the_reader_say
     assert _answer_dsno("How many workers does DSNO use?") is None
 
 
-def _on_and_off(question: str, table: dict, setting: str) -> tuple[list[str], list[str]]:
-    """The detail answer's sentences with the extractive ``setting`` on (the default) and off."""
-    off = Settings().extractive.model_copy(update={setting: False, "detail_sentence": True})
-    return _answer(question, detail=True, table=table), _answer(question, detail=True, table=table, extractive=off)
+def _on_and_off(
+    question: str, table: dict, setting: str, off_value: object = False, **both: object
+) -> tuple[list[str], list[str]]:
+    """The detail answer's sentences with the extractive ``setting`` on (the default) and off (``off_value``), and
+    the extractive settings ``both`` in either case."""
+    on = Settings().extractive.model_copy(update={**both, "detail_sentence": True})
+    off = on.model_copy(update={setting: off_value})
+    return _answer(question, detail=True, table=table, extractive=on), _answer(
+        question, detail=True, table=table, extractive=off
+    )
 
 
 def test_the_detail_sentence_states_the_figure_in_the_unit_asked_for():
@@ -515,7 +521,10 @@ def test_the_checks_read_only_papers_the_answer_could_quote():
         ("What limiting distribution does the connectivity threshold converge to?", "name"),
         ("What kinds of tasks did they show it working on?", "name"),
         ("graph homomorphism MCMC real network dataset", "dataset"),
-        ("MusIK problem formalization", "name"),  # a search-box query: its words beyond the title are asked
+        ("MusIK problem formalization", "name"),
+        ("One paper gives each player two scores instead of one. What are the two scores called?", "name"),
+        ("What's the name of their sampler?", "name"),
+        ("Does the name matter?", None),  # a search-box query: its words beyond the title are asked
         ("What FID does the sampler reach on ImageNet?", "quantity"),  # answer_type's kinds come first
         ("Which paper proposed a tree method for language models?", None),  # asks for a paper
         ("Why do diffusion models hallucinate?", None),
@@ -551,7 +560,8 @@ def test_a_sentence_naming_the_data_set_beats_one_that_only_says_datasets():
             ("We validate the theory on natural images with CIFAR10 and FFHQ.", [0.3, 1.0, 0.0, 0.0]),
         ]
     }
-    on, off = _on_and_off("Which datasets was it validated on?", table, "detail_prefer_names")
+    # With no further sentence quoted, which would quote CIFAR10 as a tie when names count for nothing.
+    on, off = _on_and_off("Which datasets was it validated on?", table, "detail_prefer_names", detail_extra_sentences=0)
     assert any("FFHQ" in s for s in on)
     assert not any("FFHQ" in s for s in off)
 
@@ -576,3 +586,47 @@ def test_a_question_naming_a_method_no_paper_names_is_told_the_abstracts_say_not
     assert _answer_dsno(question, check_coined_names=False) is None
     # An all-capital acronym is not a coined name; a paper's own name that it uses is no unknown.
     assert _answer_dsno("Why does DSNO use neural operators, unlike CNNs?") is None
+
+
+def test_a_word_asked_for_counts_inside_a_compound_name():
+    # "benchmark" and "attack" are parts of RobustBench and AutoAttack; "score" and "robust" are the paper's topic.
+    table = {
+        "score": [
+            ("We name a self-consistent robust error SCORE and study its robust training.", [1.0, 0.0, 0.0, 0.0]),
+            ("SCORE reconciles robust accuracy with clean accuracy.", [0.9, 0.0, 0.4, 0.0]),
+            ("Our models rank first on RobustBench under AutoAttack.", [0.3, 1.0, 0.0, 0.0]),
+        ]
+    }
+    question = "Which benchmark and which attack were used to evaluate robust models trained with SCORE?"
+    on, off = _on_and_off(question, table, "detail_word_parts")
+    assert any("AutoAttack" in s for s in on)
+    assert not any("AutoAttack" in s for s in off)
+
+
+def test_words_in_most_of_the_papers_sentences_do_not_pick_the_detail_sentence():
+    # "graph" is in three sentences of four: the paper's topic. "beat" and "experiments" say what is asked.
+    table = {
+        "pool": [
+            ("We study GraphSAGE experiments for graph classification.", [1.0, 0.0, 0.0, 0.0]),
+            ("Pooling a graph loses much of its structure on large inputs.", [0.9, 0.0, 0.4, 0.0]),
+            ("Graph models are compared with each other on many tasks.", [0.8, 0.0, 0.5, 0.0]),
+            ("In experiments it beat DiffPool and SAGPool.", [0.3, 1.0, 0.0, 0.0]),
+        ]
+    }
+    question = "Which graph models did it beat in the experiments?"
+    on, off = _on_and_off(question, table, "detail_topic_share", 1.0, detail_extra_sentences=0)
+    assert any("DiffPool" in s for s in on)
+    assert not any("DiffPool" in s for s in off)
+
+
+def test_a_second_sentence_as_good_is_quoted_beside_the_first():
+    table = {
+        "tree": [
+            ("We propose a self-refine tree search for olympiad math.", [1.0, 0.0, 0.0, 0.0]),
+            ("The language model GPT-4o was tried with the tree.", [0.3, 1.0, 0.0, 0.0]),
+            ("Language models such as LLaMA-2 were tried as well.", [0.2, 1.0, 0.1, 0.0]),
+        ]
+    }
+    on, off = _on_and_off("Which language models was the tree tried with?", table, "detail_extra_sentences", 0)
+    assert any("GPT-4o" in s for s in on) and any("LLaMA-2" in s for s in on)
+    assert sum(("GPT-4o" in s) + ("LLaMA-2" in s) for s in off) == 1
