@@ -73,6 +73,19 @@ _MIN_REWRITE_CHARS = 3  # a shorter "standalone question" from the model is no q
 _ASKING_WORDS = frozenset({"many", "much", "kind", "kinds"})
 
 
+def content_words(text: str) -> list[str]:
+    """``text``'s words of three letters or more that are not stopwords."""
+    return [w for w in tokens(text) if len(w) > 2 and w not in stopwords()]
+
+
+def names_title(question: str, title: str, words: int) -> bool:
+    """Whether ``question`` names the paper titled ``title`` by ``words`` content words of the title in a row
+    ("functional diffusion processes" for "Continuous-Time Functional Diffusion Processes")."""
+    asked, own = ([stem(w) for w in content_words(text)] for text in (question, title))
+    grams = {tuple(asked[i : i + words]) for i in range(len(asked) - words + 1)}
+    return any(tuple(own[i : i + words]) in grams for i in range(len(own) - words + 1))
+
+
 def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
     """The stems (:func:`bot.text.stem`) of the first ``limit`` content words of the clause asking for ``kind``.
 
@@ -80,8 +93,7 @@ def focus_words(question: str, kind: AnswerType, limit: int) -> frozenset[str]:
     which image dataset did they run their experiments on?" -> {image, datas, run, exper}. The words
     nearest the asking words say what is asked; a long description of the paper after them does not.
     """
-    words = [w for w in tokens(asking_clause(question, kind)) if len(w) > 2 and w not in stopwords()]
-    kept = [w for w in words if w not in _ASKING_WORDS]
+    kept = [w for w in content_words(asking_clause(question, kind)) if w not in _ASKING_WORDS]
     return frozenset(stem(w) for w in dict.fromkeys(kept[:limit]))
 
 
@@ -314,13 +326,16 @@ class ExtractiveAnswerer:
         ImageNet, FID) that no one of ``hits`` names all of in its title and abstract, or, with
         ``check_terms_together``, when each of those that do lacks it (:meth:`_lacks`).
         """
-        match = self.settings.extractive.name_match
+        cfg = self.settings.extractive
+        match = cfg.name_match
+        if cfg.title_phrase_words:
+            # A question that names a paper by its title asks that paper: another's figure is no answer.
+            asked_about = [h for h in hits if names_title(question, h.paper.title, cfg.title_phrase_words)]
+            hits = asked_about or hits
         named = [h for h in hits if not unnamed_terms(question, kind, f"{h.paper.title} {h.paper.abstract}", match)]
         if not named:
             return True
-        return self.settings.extractive.check_terms_together and all(
-            self._lacks(question, kind, h.paper) for h in named
-        )
+        return cfg.check_terms_together and all(self._lacks(question, kind, h.paper) for h in named)
 
     def _lacks_unit(self, unit: Unit, hits: list[Hit]) -> bool:
         """Whether the count or measure the question asks for in ``unit`` ("how many seconds", "how many views") is

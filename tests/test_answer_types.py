@@ -18,7 +18,7 @@ from bot.answer_types import (
     unnamed_terms,
     unused_coined_names,
 )
-from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words
+from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words, names_title
 from bot.config import Settings
 from bot.schema import Hit, Paper
 from bot.text import stem, tokens
@@ -630,3 +630,43 @@ def test_a_second_sentence_as_good_is_quoted_beside_the_first():
     on, off = _on_and_off("Which language models was the tree tried with?", table, "detail_extra_sentences", 0)
     assert any("GPT-4o" in s for s in on) and any("LLaMA-2" in s for s in on)
     assert sum(("GPT-4o" in s) + ("LLaMA-2" in s) for s in off) == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "title", "named"),
+    [
+        ("functional diffusion processes CIFAR-10 FID", "Continuous-Time Functional Diffusion Processes", True),
+        (
+            "Did the paper on generative data augmentation try it?",
+            "Toward Understanding Generative Data Augmentation",
+            True,
+        ),
+        ("What FID do diffusion models reach on CIFAR-10?", "Diffusion Models Beat GANs on Image Synthesis", False),
+        ("Which processes diffuse functional data?", "Continuous-Time Functional Diffusion Processes", False),
+    ],
+)
+def test_a_question_names_a_paper_by_three_title_words_in_a_row(question, title, named):
+    assert names_title(question, title, 3) is named
+
+
+def test_a_figure_of_another_paper_does_not_answer_for_the_paper_named_by_its_title():
+    # The paper asked about states no FID; a neighbour states one on CIFAR-10.
+    rows = {
+        "fdp": [("We generalize score-based diffusion models to infinite-dimensional function spaces.", [1, 0, 0, 0])],
+        "integ": [("On CIFAR-10 our sampler reaches an FID of 2.11 in 100 evaluations.", [0.9, 0.4, 0, 0])],
+    }
+    hits = [
+        Hit(Paper("fdp", "Continuous-Time Functional Diffusion Processes", rows["fdp"][0][0]), 1.0, 0.8, ""),
+        Hit(Paper("integ", "Efficient Integrators for Diffusion Models", rows["integ"][0][0]), 0.9, 0.7, ""),
+    ]
+
+    def not_stated(words: int) -> str | None:
+        settings = Settings()
+        update = {"title_phrase_words": words, "check_quotable_only": False}
+        settings = settings.model_copy(update={"extractive": settings.extractive.model_copy(update=update)})
+        answerer = ExtractiveAnswerer(settings, _Sentences(rows))  # type: ignore[arg-type]
+        qvec = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+        return answerer.answer("functional diffusion processes CIFAR-10 FID", hits, qvec).not_stated
+
+    assert not_stated(3) == "the figure asked for"
+    assert not_stated(0) is None
