@@ -13,10 +13,12 @@ fi
 # llama-cpp-python compiles llama.cpp here; for the build machine's own CPU (GGML_NATIVE) it crashed with
 # "Illegal instruction" on this workplace's host (2026-12-02, built and run on the same machine), so build for generic x86-64
 # with AVX2 (llama.cpp's default when GGML_NATIVE is off). pip's wheel cache is keyed by the sdist, not by
-# CMAKE_ARGS, so a wheel built natively earlier on this machine would be reused: --no-cache-dir makes the
-# build follow CMAKE_ARGS (CI on 2026-12-02 crashed with exit 132 after 562 s, no compile, on such a cached wheel).
+# CMAKE_ARGS, so a wheel built natively earlier on this machine would be reused (CI on 2026-12-02 crashed with
+# exit 132 after 562 s, no compile, on such a cached wheel): the local-llm extra is installed apart, with
+# --no-cache-dir, so its build follows CMAKE_ARGS; everything else may come from the cache.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test]'
 .venv/bin/pip install -q --no-cache-dir -e '.[test,local-llm]'
 . .venv/bin/activate
 
