@@ -412,10 +412,8 @@ class ExtractiveAnswerer:
         if not mine or not focus:
             return chosen
 
-        own = [text for h, text in candidates if h == paper]
-        topic = frozenset(
-            w for w in focus if sum(focus_overlap(frozenset([w]), t) for t in own) > cfg.detail_topic_share * len(own)
-        )
+        own = [{stem(w) for w in tokens(text)} for h, text in candidates if h == paper]
+        topic = frozenset(w for w in focus if sum(w in words for words in own) > cfg.detail_topic_share * len(own))
 
         def fit(i: int) -> tuple[bool, int, int, bool, float]:
             text = candidates[i][1]
@@ -426,16 +424,19 @@ class ExtractiveAnswerer:
             return in_unit, rare, shared, named, float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]
-        best = max(pool, key=fit, default=None)
-        if best is None or not fit(best)[0] and fit(best)[2] < cfg.detail_min_overlap:
+        fits = {i: fit(i) for i in dict.fromkeys(pool + mine)}
+        best = max(pool, key=fits.__getitem__, default=None)
+        if best is None or not fits[best][0] and fits[best][2] < cfg.detail_min_overlap:
             return chosen
-        if any(states(kind, candidates[i][1]) and fit(i)[:4] >= fit(best)[:4] for i in mine):
+        if any(states(kind, candidates[i][1]) and fits[i][:4] >= fits[best][:4] for i in mine):
             quoted = chosen
         else:
             quoted = self._quote(chosen, paper, best, candidates, cap)
         # An answer spread over sentences ("GPT-4o ..."; "both GPT-4o and Phi-3-mini ..."): the next sentences as
         # good, each allowed beyond the paper's cap.
-        ties = sorted((i for i in pool if i != best and fit(i)[:4] == fit(best)[:4]), key=fit, reverse=True)
+        ties = sorted(
+            (i for i in pool if i != best and fits[i][:4] == fits[best][:4]), key=fits.__getitem__, reverse=True
+        )
         for i in ties[: cfg.detail_extra_sentences]:
             more = self._quote(quoted, paper, i, candidates, cap + cfg.detail_extra_sentences)
             if best in more or best not in quoted:

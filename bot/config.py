@@ -172,13 +172,15 @@ class ExtractiveSettings(BaseModel):
     )
     # 3: the papers an answer quotes; the best sentence's paper alone said "not stated" to a question naming
     # its paper (DSNO) when the best sentence came from another paper (typos1 ty1_030).
+    named_terms_papers: int = Field(3, ge=1, description="With check_named_terms: the papers searched for the names.")
+    # 3: 6 near misses more refused on all sets, none of the 84 answerable questions it reaches changed; 2 refused 4
+    # more near misses and 2 answerable detail questions (heldout4 m048, m052) (evals/README.md, fifteenth session).
     title_phrase_words: int = Field(
         3,
         ge=0,
         description="With check_named_terms: a question using this many content words of one of the first papers' "
         "title in a row asks that paper, and only it is searched for the names (0: off).",
     )
-    named_terms_papers: int = Field(3, ge=1, description="With check_named_terms: the papers searched for the names.")
     # SequenceMatcher ratio: motiondifuser / motiondiffuser 0.96 (a typo, the same name), resnet / regnet 0.83 (two).
     name_match: float = Field(
         0.9,
