@@ -521,10 +521,10 @@ def test_the_checks_read_only_papers_the_answer_could_quote():
         ("What limiting distribution does the connectivity threshold converge to?", "name"),
         ("What kinds of tasks did they show it working on?", "name"),
         ("graph homomorphism MCMC real network dataset", "dataset"),
-        ("MusIK problem formalization", "name"),
+        ("MusIK problem formalization", "name"),  # a search-box query: its words beyond the title are asked
         ("One paper gives each player two scores instead of one. What are the two scores called?", "name"),
         ("What's the name of their sampler?", "name"),
-        ("Does the name matter?", None),  # a search-box query: its words beyond the title are asked
+        ("Does the name matter?", None),  # mentions a name, asks for none
         ("What FID does the sampler reach on ImageNet?", "quantity"),  # answer_type's kinds come first
         ("Which paper proposed a tree method for language models?", None),  # asks for a paper
         ("Why do diffusion models hallucinate?", None),
