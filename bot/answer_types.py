@@ -45,7 +45,7 @@ _NUMBER = (
 # ..."). Words that name topics as often as figures (error, time, reward: "time series") are measures only.
 _METRIC = (
     r"accuracy|accuracies|fid|fvd|psnr|ssim|lpips|auc|auroc|recall@\d+|pass@\d+|map|f1|micro-f1|macro-f1|bleu|rouge|"
-    r"perplexity|error rate|test error|top-[15]|speed-?ups?|number of \w+|inference time|run-?time|wall-?clock|"
+    r"perplexity|error rate|test error|top-[15]|speed-?ups?|(speed-?up|acceleration|compression|reduction) (factor|ratio)s?|number of \w+|inference time|run-?time|wall-?clock|"
     r"(?-i:scores?)|win rate|success rate|percentage|percent|fraction|proportion|latency|throughput"
 )
 _MEASURE = (
@@ -208,8 +208,9 @@ _HOW_MANY = re.compile(
     rf"(largest |smallest |total |maximum |minimum |overall |highest |lowest )?number of)\s+(?P<rest>[^?.,;:]*)",
     re.I,
 )
-# In a search-box query "how many" asks wherever it stands ("RayFlow how many sampling steps").
-_QUERY_HOW_MANY = re.compile(r"\bhow many\s+(?P<rest>[^?.,;:]*)", re.I)
+# In a search-box query "how many" or "number of" asks wherever it stands ("RayFlow how many sampling steps",
+# "TopoMortar number of images"), and the counted noun is the phrase's last word ("number of image datasets").
+_QUERY_HOW_MANY = re.compile(r"\b(how many|number of)\s+(?P<rest>[^?.,;:]*)", re.I)
 # Where the noun phrase after "how many" ends: a verb, a preposition, a pronoun or a determiner ("how many views does ...").
 _PHRASE_END = frozenset(
     "do does did is are was were has have had can could would will should of in on for to with per at that from "
@@ -239,10 +240,11 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
     for pattern, unit in _ASKED_CLASSES:
         if pattern.search(question):
             return unit
-    match = _HOW_MANY.search(question) or (_QUERY_HOW_MANY.search(question) if _is_query(question) else None)
+    query = _is_query(question)
+    match = _HOW_MANY.search(question) or (_QUERY_HOW_MANY.search(question) if query else None)
     if not match or _REQUIREMENT.search(match["rest"]):
         return None
-    words = re.findall(r"[\w'-]+", match["rest"].lower())[:phrase_words]
+    words = re.findall(r"[\w'-]+", match["rest"].lower())[: None if query else phrase_words]
     phrase: list[str] = []
     for at, word in enumerate(words):
         # A past tense after the first word is the verb ("how many people played ..."); first, an adjective
@@ -250,7 +252,7 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
         if word in _PHRASE_END or at and word.endswith("ed"):
             break
         phrase.append(word)
-    if len(phrase) == len(words) == phrase_words:  # no verb in sight: "how many people played ..."
+    if not query and len(phrase) == len(words) == phrase_words:  # no verb in sight: "how many people played ..."
         phrase = phrase[:1]
     nouns = [w for w in phrase if w not in _NOT_COUNTED and len(w) > 1]  # not a variable: "calls n"
     if not nouns:
@@ -294,14 +296,31 @@ _FOLDED = re.compile(r"[^a-z0-9]")
 _CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
 
 
+# An exact value asked for ("what exact coating thickness", "exactly how many"): an abstract that discusses the
+# measure in words does not give it.
+_EXACTLY = re.compile(r"\b(exact|exactly|precise|precisely)\b", re.I)
+
+
+def asks_exactly(question: str, kind: AnswerType) -> bool:
+    """Whether the clause asking for ``kind`` asks for its exact value ("what exact thickness", "exactly how many")."""
+    clause, _ = _asking(question, kind)
+    return bool(_EXACTLY.search(clause))
+
+
 def asking_clause(question: str, kind: AnswerType) -> str:
     """The clause of ``question`` that asks for ``kind``, from its asking words on ("" when none does).
 
     A search-box query ("EQ-Net 4-bit ImageNet top-1 accuracy") is one clause, all of it asking."""
+    clause, start = _asking(question, kind)
+    return clause[start:]
+
+
+def _asking(question: str, kind: AnswerType) -> tuple[str, int]:
+    """The clause of ``question`` that asks for ``kind`` and where its asking words start (("", 0) when none does)."""
     for clause in _CLAUSE_END.split(question):
         if match := kind.asks.search(clause) or (kind.wide and kind.wide.search(clause)):
-            return clause[match.start() :]
-    return question if _is_query(question) else ""
+            return clause, match.start()
+    return (question, 0) if _is_query(question) else ("", 0)
 
 
 def _folded(text: str) -> str:

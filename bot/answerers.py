@@ -29,6 +29,7 @@ from bot.answer_types import (
     answer_type,
     asked_unit,
     asking_clause,
+    asks_exactly,
     asks_for_several,
     clause_terms,
     detail_type,
@@ -208,6 +209,8 @@ class ExtractiveAnswerer:
         # The reader rating the top paper an answer outweighs the missing figure (a "how many ..." question
         # answered in words); without the reader there is nothing to outweigh it.
         doubted = not reader or reader[0] < cfg.not_stated_max_yes
+        # Nor does it outweigh a figure asked for exactly ("what exact thickness"), which words do not give.
+        doubted = doubted or cfg.check_exact_figures and asked is not None and asks_exactly(question, asked)
         kind = asked if cfg.check_answer_type and doubted else None
         # One paper answers a lookup; a question about several papers cites each that answers, one
         # sentence each, so that the answer has room for more of them.

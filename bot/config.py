@@ -241,6 +241,11 @@ class ExtractiveSettings(BaseModel):
         description="With check_answer_type: the detail is not said to be missing when the top paper's "
         "abstract uses any of the asking clause's first this many content words (0: not checked).",
     )
+    check_exact_figures: bool = Field(
+        True,
+        description="With check_answer_type: a figure asked for exactly ('what exact thickness', 'exactly how many') "
+        "is said to be not stated, whatever the reader says, when no sentence states one.",
+    )
     not_stated_max_yes: float = Field(
         0.5,
         ge=0.0,
