@@ -234,7 +234,8 @@ def asked_unit(question: str, phrase_words: int) -> Unit | None:
     """What the figure ``question`` asks for is counted in ("how many seconds": time; "how many views": views),
     or None. Only "how many" opening a clause asks for a count ("an algorithm that decides how many nodes ..."
     does not), and not for what suffices ("how many samples are needed"); the counted noun is the last of the
-    first ``phrase_words`` words before a verb or preposition."""
+    first ``phrase_words`` words before a verb or preposition. In a search-box query "number of" asks too and the
+    counted noun is the last word before one ("TopoMortar number of images")."""
     if _ASKS_FOR_A_PAPER.search(question):  # a lookup, however it describes the paper ("how much faster ...")
         return None
     for pattern, unit in _ASKED_CLASSES:

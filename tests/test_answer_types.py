@@ -8,6 +8,7 @@ import pytest
 from bot.answer_types import (
     answer_type,
     asked_unit,
+    asks_exactly,
     asks_for_papers,
     asks_for_several,
     detail_type,
@@ -52,6 +53,7 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
         ("EQ-Net 4-bit ImageNet top-1 accuracy", True),
         ("k-sparse autoencoder MNIST error rate", True),
         ("ConDiff dataset number of instances", True),
+        ("In the nested-sampling paper, what overall speed-up factor did they report?", True),  # a compound metric
         ("SCORE adversarial robustness benchmark attack", False),  # a name in capitals, no metric
         ("time series conformal prediction", False),  # "time" asks for a figure only after "what"
         ("What is score distillation?", False),  # the metric word is no head noun
@@ -237,6 +239,26 @@ def test_the_reader_rating_the_top_paper_an_answer_outweighs_the_missing_figure(
     assert _not_stated(question, reader=[cut - 0.1]) == "the figure asked for"
 
 
+@pytest.mark.parametrize(
+    ("question", "exactly"),
+    [
+        ("What exact coating thickness did the researchers end up choosing?", True),
+        ("Exactly how many times faster than molecular dynamics is it?", True),
+        ("What coating thickness did they choose?", False),
+        ("Is there an exact solver for it? How many steps does it take?", False),  # another clause is exact
+    ],
+)
+def test_asks_exactly_reads_the_asking_clause(question, exactly):
+    assert asks_exactly(question, answer_type(question, wide=True)) is exactly
+
+
+def test_the_reader_does_not_outweigh_a_missing_figure_asked_for_exactly():
+    question = "What exact noise size does a GAN need?"
+    assert _not_stated(question, reader=[0.9]) == "the figure asked for"
+    assert _not_stated(question, reader=[0.9], check_exact_figures=False) is None
+    assert _not_stated("What noise size does a GAN need?", reader=[0.9]) is None
+
+
 def test_a_name_the_abstract_never_uses_means_the_detail_is_not_stated():
     question = "How many noise dimensions does a GAN need on ImageNet?"  # the abstract never names ImageNet
 
@@ -393,6 +415,8 @@ def test_a_figure_on_another_benchmark_than_the_one_asked_about_is_not_stated():
         ("How many of the reviewed papers were about zero-shot learning?", "papers"),
         ("What was the largest number of diverse hypotheses they tried?", "hypotheses"),
         ("RayFlow how many sampling steps", "steps"),  # a search-box query
+        ("TopoMortar number of images", "images"),  # "number of" asks in a query too
+        ("GraphSAGE number of inductive node classification benchmarks", "benchmarks"),  # the phrase's last word
         ("How much extra time does the crop selection add?", "time"),
         ("How much memory does the sampler need on top?", "memory"),
         # A question asking for a paper is a lookup, however it describes the paper.
