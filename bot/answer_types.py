@@ -388,7 +388,23 @@ def _uses(term: str, text: _Text, match: float) -> bool:
         return _spells(acronym.lower(), text.sequence)
     if _MIXED_ACRONYM.fullmatch(acronym):
         return _spells("".join(c for c in acronym if c.isupper()).lower(), text.sequence)
-    return False
+    return _opens_words(acronym, text.sequence)
+
+
+# A name made of word beginnings: ResNet (residual network), ConvNet (convolutional network).
+_CAMEL_PART = re.compile(r"[A-Z][a-z]{2,}")
+
+
+def _opens_words(name: str, words: tuple[str, ...]) -> bool:
+    """Whether ``name`` is made of capitalised word beginnings (ResNet) that consecutive ``words`` start with
+    ("residual networks")."""
+    parts = [p.lower() for p in _CAMEL_PART.findall(name)]
+    if len(parts) < 2 or "".join(parts) != name.lower():
+        return False
+    return any(
+        all(w.startswith(p) for w, p in zip(words[i : i + len(parts)], parts, strict=True))
+        for i in range(len(words) - len(parts) + 1)
+    )
 
 
 # A coined name: capitals inside a word with small letters (FedProx, ImageNet, DreamBooth; a plural s aside), the own

@@ -604,6 +604,18 @@ def test_coined_names_the_papers_never_use(question, unused):
     assert unused_coined_names(question, [" ".join(DSNO)], MATCH) == unused
 
 
+@pytest.mark.parametrize(
+    ("text", "used"),
+    [
+        ("We study residual networks with suitably scaled branches.", True),  # ResNet: word beginnings
+        ("We study deep networks with skip connections.", False),
+        ("Results on residual learning for networks.", False),  # the words must follow each other
+    ],
+)
+def test_a_coined_name_made_of_word_beginnings_is_used_by_those_words(text, used):
+    assert unused_coined_names("Do ResNets with scaled branches commute?", [text], 0.9) == ([] if used else ["ResNets"])
+
+
 def test_a_question_naming_a_method_no_paper_names_is_told_the_abstracts_say_nothing_of_it():
     question = "How does FedProx compare with neural operator sampling?"
     assert _answer_dsno(question) == "anything about FedProx"
