@@ -457,6 +457,10 @@ def test_asked_unit_is_the_class_or_the_noun_counted(question, unit):
         ("How many of the cold accelerator modules does it test?", "It tests eight cryomodules.", True),
         ("What fraction of the comparisons suffices?", "About one third of the comparisons suffices.", True),
         ("How many samples give quasi-optimality?", "It needs a number of samples n = O(m log m).", True),
+        # "A few" and "several" count nothing; nor does a code's tail ("x2014", a scraped dash).
+        ("How many glitches did they remove?", "We separate glitches using only a few glitch-free snippets.", False),
+        ("How many glitches did they remove?", "We remove microtiltsx2014known as glitches.", False),
+        ("How many glitches did they remove?", "We remove 120 glitches from the record.", True),
     ],
 )
 def test_states_unit_needs_a_figure_beside_the_unit(question, sentence, stated):
