@@ -194,6 +194,8 @@ class Engine:
         hits = retrieval.hits
         if cfg.rerank:
             order = sorted(range(len(yes)), key=lambda i: -yes[i])
+            if yes[order[0]] - yes[0] <= cfg.rerank_margin:  # a near tie: the retrievers' first stays first
+                order = [0, *(i for i in order if i != 0)]
             hits = [hits[i] for i in order] + hits[len(yes) :]
             yes = [yes[i] for i in order]
         qvec = retrieval.query_vector

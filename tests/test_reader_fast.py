@@ -119,6 +119,19 @@ def test_rerank_puts_the_paper_the_reader_prefers_first(tiny):
     assert [h.paper.paper_id for h in hits[3:]] == [h.paper.paper_id for h in plain[3:]]
 
 
+def test_a_near_tie_keeps_the_retrievers_first_paper_first(tiny):
+    plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
+    engine = reader_engine(tiny, ScriptedReader([0.7, 0.75, 0.2]), rerank_margin=0.1)
+
+    judged = engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION))
+
+    assert [h.paper.paper_id for h in judged.hits[:3]] == [plain[i].paper.paper_id for i in (0, 1, 2)]
+    assert judged.reader == [0.7, 0.75, 0.2]
+    # Beyond the margin the reader's favourite leads.
+    engine = reader_engine(tiny, ScriptedReader([0.6, 0.75, 0.2]), rerank_margin=0.1)
+    assert engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION)).hits[0].paper == plain[1].paper
+
+
 def test_rerank_off_keeps_the_retrieval_order(tiny):
     plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
     engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]), rerank=False)
