@@ -50,7 +50,7 @@ _METRIC = (
 )
 _MEASURE = (
     r"error|errors|rate|exponents?|bound|time|cost|size|thickness|gradient|learning rate|epsilon|gain|improvement|"
-    r"count|resolution|memory|number"
+    r"count|resolution|memory|number|(sample|oracle|iteration|query|computational|time) complexity"
 )
 # The metric is the phrase's head noun, what is asked for ("What FID does ...", "... top-1 accuracy"), not a
 # modifier of another noun ("What is score distillation?", "time series").
@@ -59,9 +59,9 @@ _HEAD_NOUN = (
     r"at|with|when|than|from|over|under|per|between|relative|relating|compared|reported|achieved|obtained|"
     r"reached|and|or|vs|versus)\b))"
 )
-# Not a figure: links (github.com/..., dates in URLs), list markers ("(1) player action sampling") and dimensions
-# named as such ("3D object synthesis", "2D views").
-_NOT_A_FIGURE = r"\S*(://|www\.|\.com|\.org|\.io)\S*|\(\d\)|\b\d[dD]\b"
+# Not a figure: links (github.com/..., dates in URLs), list markers ("(1) player action sampling", "achieves: 1)
+# improved ...": styles18 s18_036) and dimensions named as such ("3D object synthesis", "2D views").
+_NOT_A_FIGURE = r"\S*(://|www\.|\.com|\.org|\.io)\S*|\(\d\)|(?:(?<=\s)|^)\d\)(?=\s)|\b\d[dD]\b"
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ QUANTITY = AnswerType(
 )
 
 _DATA_NAME = r"\b[A-Z]\w*[A-Z0-9]\w*"  # a name with a second capital or a digit
+# A suite named by a capitalised word ("the Atari suite"; not "a suite of new methods"): styles18 s18_071.
+_NAMED_SUITE = r"\b[A-Z][\w-]*\s+(?i:suites?)\b"
 
 ANSWER_TYPES: tuple[AnswerType, ...] = (
     QUANTITY,
@@ -130,12 +132,14 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
         "the data set asked for",
         re.compile(
             r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?|"
-            r"collections?|competitions?)\b",
+            r"collections?|competitions?|suites?)\b",
             re.I,
         ),
         # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).
-        re.compile(rf"(?i:\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b)|{_DATA_NAME}"),
-        names=re.compile(_DATA_NAME),
+        re.compile(
+            rf"(?i:\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b)|{_DATA_NAME}|{_NAMED_SUITE}"
+        ),
+        names=re.compile(f"{_DATA_NAME}|{_NAMED_SUITE}"),
     ),
 )
 
@@ -571,10 +575,15 @@ def _is_query(question: str) -> bool:
     return not _QUESTION_FORM.search(question)
 
 
+# A question for one paper ("Which paper shows ... using techniques from privacy?") names the plural words of
+# _SEVERAL as part of what the paper did: styles18 s18_002, s18_063 cited four and five papers for a lookup.
+_ONE_PAPER = re.compile(r"\b(which|what|the|a|one) (paper|study|article)\b(?! (and|or)\b)", re.I)
+
+
 def asks_for_papers(question: str) -> bool:
     """The question asks in words for papers in the plural or for what a field knows ("Which papers ...",
-    "What approaches ...", "Are there ...")."""
-    return bool(_SEVERAL.search(question))
+    "What approaches ...", "Are there ..."), and not for one paper ("Which paper ...", "the paper about ...")."""
+    return bool(_SEVERAL.search(question)) and not _ONE_PAPER.search(question)
 
 
 def asks_for_several(question: str) -> bool:

@@ -279,6 +279,9 @@ class ExtractiveAnswerer:
                 chosen.append(typed[0])
             elif self._not_stated(question, kind, hits[0].paper):
                 return self._cite([order[0]], candidates, hits, not_stated=kind.what)
+        if cfg.quote_below_floor and not chosen and all(score[i] < floors[i] for i in order):
+            # The judge (coverage and reader) answered; the floor on sentence scores would refuse what it answered.
+            chosen.extend([i for i in order if candidates[i][0] == 0][:1])
         per_paper: dict[int, int] = {candidates[i][0]: 1 for i in chosen}
         # The paper other papers are measured against: the top-ranked one (the fused ranking puts the
         # answering paper first more often than the best single sentence does: dev lookup citation

@@ -241,6 +241,14 @@ class ExtractiveSettings(BaseModel):
         description="With check_answer_type: the detail is not said to be missing when the top paper's "
         "abstract uses any of the asking clause's first this many content words (0: not checked).",
     )
+    # Seventeenth session: of the questions the judge answered, the sentence floor still refused some plain-language
+    # ones (styles18 s18_001 "Deep Sets" described in everyday words: best sentence 0.265, floor 0.336);
+    # measured on every question it can act on (evals/README.md, seventeenth session).
+    quote_below_floor: bool = Field(
+        True,
+        description="When no sentence reaches the sentence floor of a question the judge answered, quote the top "
+        "paper's best sentence instead of refusing.",
+    )
     check_exact_figures: bool = Field(
         True,
         description="With check_answer_type: a figure asked for exactly ('what exact thickness', 'exactly how many') "

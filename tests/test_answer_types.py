@@ -58,6 +58,8 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
         ("time series conformal prediction", False),  # "time" asks for a figure only after "what"
         ("What is score distillation?", False),  # the metric word is no head noun
         ("Which paper studies the time complexity of attention?", False),
+        ("What is the exact stochastic oracle complexity of the new methods?", True),  # a complexity is a figure
+        ("What sample complexity does the algorithm achieve?", True),
     ],
 )
 def test_the_wide_reading_takes_metrics_after_what_and_in_queries(question, wide):
@@ -73,6 +75,8 @@ def test_the_wide_reading_takes_metrics_after_what_and_in_queries(question, wide
         ("We validate it on CIFAR10 and FFHQ.", True),
         ("A large Benchmark of tasks.", True),
         ("We present a new method for sampling.", False),
+        ("We evaluate its performance on the Atari suite.", True),  # a suite named by a capitalised word
+        ("We introduce a suite of new particle-based methods.", False),
     ],
 )
 def test_a_data_set_is_stated_by_the_word_or_a_name_with_a_second_capital_or_digit(sentence, stated):
@@ -194,6 +198,7 @@ def test_the_detail_sentence_never_drops_a_cited_paper():
         ("Experiments on Cifar-10/100 and with GPT-4o.", False),
         ("See http://www.fast.ai/2018/04/30/dawnbench for the challenge.", False),
         ("LLMs replace (1) action sampling and (2) opponent modeling.", False),
+        ("SA-Solver achieves: 1) improved performance; 2) SOTA FID scores.", False),
         ("One of the key elements is a large learning rate.", False),
     ],
 )
@@ -330,6 +335,10 @@ def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(questi
         ("How do you estimate mutual information between high-dimensional variables?", False),
         ("Is there a paper that proves the trainability boundary is fractal?", False),
         ("What does the fractal trainability paper find?", False),
+        # One paper asked for, the plural word part of what it did.
+        ("Which paper shows you can estimate many expectations using techniques from privacy?", False),
+        ("In the study that compares ways of ranking examples, how many datasets were used?", False),
+        ("Which paper and which follow-up works study grokking?", True),
     ],
 )
 def test_asks_for_several_reads_plural_wording(question, several):

@@ -109,6 +109,25 @@ def test_answered_question_stands_when_a_read_paper_answers(tiny):
     assert not answer.refused and answer.confidence == "high" and answer.citations[0].title == FRACTAL_TITLE
 
 
+@pytest.mark.parametrize("below_floor", [True, False])
+def test_an_answered_question_whose_sentences_all_miss_the_floor_quotes_the_top_paper(tiny, below_floor):
+    # A floor no sentence reaches: the judge answers, the floor alone would refuse.
+    extractive = tiny.settings.extractive.model_copy(update={"quote_below_floor": below_floor})
+    settings = tiny.settings.model_copy(update={"sentence_floor": 0.99, "extractive": extractive})
+    cfg = settings.reader.model_copy(update={"enabled": True, "quote_sentences": 0})
+    engine = Engine(
+        settings.model_copy(update={"reader": cfg}), store=tiny.store, reader=ScriptedReader([0.9, 0.1, 0.1])
+    )
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    if below_floor:
+        assert not answer.refused and [c.title for c in answer.citations] == [FRACTAL_TITLE]
+        assert len(answer.sentences) == 1
+    else:
+        assert answer.refused and answer.answer == REFUSAL
+
+
 def test_rerank_puts_the_paper_the_reader_prefers_first(tiny):
     plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
     engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]))
