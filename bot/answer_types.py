@@ -32,6 +32,8 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from bot.text import split_sentences
+
 # A figure: digits that are not part of a name (DreamerV3, FathomNet2023, CIFAR-10, GPT-4o, E1, l1), a
 # percentage, a number word ("one" is mostly a pronoun, "one of the key elements", unless it follows "only" and
 # the like or makes a compound: "one-epoch training") or orders of magnitude.
@@ -580,10 +582,19 @@ def _is_query(question: str) -> bool:
 _ONE_PAPER = re.compile(r"\b(which|what|the|a|one) (paper|study|article)\b(?! (and|or)\b)", re.I)
 
 
+def _from_the_ask(question: str) -> str:
+    """The question from its first sentence that asks (ends in "?") on: the sentences before it say why the user
+    asks ("I'm comparing few-shot methods for a class project. What accuracy ...?"), not what they ask for."""
+    sentences = split_sentences(question)
+    first = next((i for i, s in enumerate(sentences) if s.rstrip().endswith("?")), 0)
+    return " ".join(sentences[first:])
+
+
 def asks_for_papers(question: str) -> bool:
     """The question asks in words for papers in the plural or for what a field knows ("Which papers ...",
-    "What approaches ...", "Are there ..."), and not for one paper ("Which paper ...", "the paper about ...")."""
-    return bool(_SEVERAL.search(question)) and not _ONE_PAPER.search(question)
+    "What approaches ...", "Are there ..."), and not for one paper ("Which paper ...", "one paper found ...").
+    The plural is read from the first sentence that asks on: the sentences before it are context."""
+    return bool(_SEVERAL.search(_from_the_ask(question))) and not _ONE_PAPER.search(question)
 
 
 def asks_for_several(question: str) -> bool:

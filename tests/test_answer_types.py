@@ -22,7 +22,7 @@ from bot.answer_types import (
 from bot.answerers import ExtractiveAnswerer, focus_overlap, focus_words, names_title
 from bot.config import Settings
 from bot.schema import Hit, Paper
-from bot.text import stem, tokens
+from bot.text import split_sentences, stem, tokens
 
 MATCH = Settings().extractive.name_match
 DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world dataset did they evaluate on?"
@@ -339,6 +339,10 @@ def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(questi
         ("Which paper shows you can estimate many expectations using techniques from privacy?", False),
         ("In the study that compares ways of ranking examples, how many datasets were used?", False),
         ("Which paper and which follow-up works study grokking?", True),
+        # Sentences before the first that asks say why the user asks.
+        ("I'm comparing few-shot methods for a class project. What 5-way 1-shot accuracy did it get?", False),
+        ("How do you judge whether a generator is any good? I'd like papers that point out flaws.", True),
+        ("Which papers extend conformal prediction to sequential (e.g. Markovian) data?", True),
     ],
 )
 def test_asks_for_several_reads_plural_wording(question, several):
@@ -719,3 +723,18 @@ def test_a_figure_of_another_paper_does_not_answer_for_the_paper_named_by_its_ti
 
     assert not_stated(3) == "the figure asked for"
     assert not_stated(0) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("We use data, e.g. ImageNet here. Next one.", ["We use data, e.g. ImageNet here.", "Next one."]),
+        ("As in Entezari et al. 2021. We add three.", ["As in Entezari et al. 2021.", "We add three."]),
+        (
+            "Fig. 3 shows it. Done, i.e. Markovian data? Yes.",
+            ["Fig. 3 shows it.", "Done, i.e. Markovian data?", "Yes."],
+        ),
+    ],
+)
+def test_sentences_do_not_end_at_an_abbreviation(text, sentences):
+    assert split_sentences(text) == sentences
