@@ -28,6 +28,7 @@ unit (:func:`asked_unit`, :func:`states_unit`).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -84,7 +85,8 @@ class AnswerType:
 # The wide reading of a figure asked for (answer_type(wide=True)): a metric or measure as the head noun a few
 # words after "what" ("What zero-shot LAMBADA perplexity ..."), or a metric in a search-box query.
 _WHAT_METRIC = re.compile(rf"\bwhat\b(\W+[\w'@-]+){{0,4}}?\W+({_METRIC}|{_MEASURE}){_HEAD_NOUN}", re.I)
-_QUERY_METRIC = re.compile(rf"\b({_METRIC}){_HEAD_NOUN}", re.I)
+# In a query a metric may also be followed by the setting it is asked at ("CIFAR-10 FID 20 NFEs": styles18 s18_036).
+_QUERY_METRIC = re.compile(rf"\b({_METRIC})({_HEAD_NOUN}|(?=\s+(?!(19|20)\d\d\b)\d[\d.]*\s*[A-Za-z]))", re.I)
 
 QUANTITY = AnswerType(
     "quantity",
@@ -301,6 +303,7 @@ def mentions_unit(unit: Unit, text: str) -> bool:
 # GPT-4o, Re-Basin); a capitalised word alone ("What", "Stable") is not one.
 _NAMED_TERM = re.compile(r"\b[A-Z][A-Za-z]*[A-Z0-9][\w-]*")
 _FOLDED = re.compile(r"[^a-z0-9]")
+_RUN = re.compile(r"[a-z0-9]+")
 # Clauses end at punctuation followed by a space: "In the paper on X, which criterion ...?"
 _CLAUSE_END = re.compile(r"[?.;!:,]\s+|[?.;!:,]$")
 
@@ -352,10 +355,25 @@ class _Text:
     folded: str
     words: frozenset[str]
     sequence: tuple[str, ...]
+    starts: frozenset[int]  # where in ``folded`` a run of letters and digits begins
 
     @classmethod
     def of(cls, text: str) -> _Text:
-        return cls(_folded(text), frozenset(_folded(w) for w in text.split()), tuple(_WORD.findall(text.lower())))
+        runs = _RUN.findall(text.lower())
+        starts = frozenset(itertools.accumulate((len(r) for r in runs[:-1]), initial=0))
+        return cls(
+            "".join(runs), frozenset(_folded(w) for w in text.split()), tuple(_WORD.findall(text.lower())), starts
+        )
+
+    def has(self, key: str) -> bool:
+        """Whether the folded text holds ``key`` from the beginning of a word on ("SA-Solver" is not in "methods as
+        a solver": styles18 s18_036), ending anywhere ("ImageNet" in "ImageNet1K")."""
+        at = self.folded.find(key)
+        while at >= 0:
+            if at in self.starts:
+                return True
+            at = self.folded.find(key, at + 1)
+        return False
 
 
 def _spells(letters: str, words: tuple[str, ...]) -> bool:
@@ -383,10 +401,11 @@ def _uses(term: str, text: _Text, match: float) -> bool:
     alike by SequenceMatcher ratio (a typo: MotionDifuser for MotionDiffuser); or, for an acronym, the
     words it stands for (NFE: number of function evaluations)."""
     key = _folded(term).removesuffix("s")
-    if key in text.folded:
+    if text.has(key):
         return True
-    parts = [p for p in term.split("-") if _NAMED_TERM.fullmatch(p)]
-    if "-" in term and all(_uses(p, text, match) for p in parts):
+    # A two-letter part names too little alone: "SA" of SA-Solver is spelled by any "s..., a..." (styles18 s18_036).
+    parts = [p for p in term.split("-") if _NAMED_TERM.fullmatch(p) and len(p) > 2]
+    if "-" in term and parts and all(_uses(p, text, match) for p in parts):
         return True
     # A ratio of 0.9 or more leaves lengths within two letters of each other for names of this size.
     if any(SequenceMatcher(None, key, w).ratio() >= match for w in text.words if abs(len(w) - len(key)) <= 2):

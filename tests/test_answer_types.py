@@ -54,6 +54,8 @@ def test_answer_type_names_the_kind_asked_for(question, kind):
         ("k-sparse autoencoder MNIST error rate", True),
         ("ConDiff dataset number of instances", True),
         ("In the nested-sampling paper, what overall speed-up factor did they report?", True),  # a compound metric
+        ("SA-Solver CIFAR-10 FID 20 NFEs", True),  # a metric followed by the setting it is asked at
+        ("ImageNet accuracy 2024 survey", False),  # a year is no setting
         ("SCORE adversarial robustness benchmark attack", False),  # a name in capitals, no metric
         ("time series conformal prediction", False),  # "time" asks for a figure only after "what"
         ("What is score distillation?", False),  # the metric word is no head noun
@@ -311,6 +313,11 @@ def test_a_name_used_by_another_of_the_first_papers_is_not_missing():
         ("How much faster is it for NeRF?", "It is 5 times faster for meshes.", ["NeRF"]),
         # A search-box query is its own asking clause.
         ("EQ-Net ImageNet top-1 accuracy", "EQ-Net reaches 71% top-1 accuracy on CIFAR-100.", ["ImageNet"]),
+        # A name is read from the start of a word: "methods as a solver" does not hold SA-Solver, nor does a
+        # two-letter part alone name it ("sampling and" spells SA); a metric may be followed by its setting.
+        ("SA-Solver CIFAR-10 FID 20 NFEs", "Methods as a solver reach FID 3 on CIFAR-10 in 20 NFEs.", ["SA-Solver"]),
+        ("SA-Solver CIFAR-10 FID 20 NFEs", "SA-Solver reaches FID 3 on CIFAR-10 in 20 NFEs.", []),
+        ("What FID on ImageNet?", "We reach FID 3 on ImageNet1K.", []),
     ],
 )
 def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(question, text, missing):
