@@ -396,8 +396,9 @@ def _spells(letters: str, words: tuple[str, ...]) -> bool:
 
 
 def _uses(term: str, text: _Text, match: float) -> bool:
-    """Whether ``text`` uses ``term``: as written, plural or singular, without case, spaces and hyphens; for
-    a hyphenated term, each part that is a name itself (PCA-compressed: PCA); one word at least ``match``
+    """Whether ``text`` uses ``term``: as written from the start of a word, plural or singular, without case,
+    spaces and hyphens; for a hyphenated term, each part of three letters or more that is a name itself
+    (PCA-compressed: PCA); one word at least ``match``
     alike by SequenceMatcher ratio (a typo: MotionDifuser for MotionDiffuser); or, for an acronym, the
     words it stands for (NFE: number of function evaluations)."""
     key = _folded(term).removesuffix("s")
