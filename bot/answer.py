@@ -303,9 +303,11 @@ class Engine:
         answer.sentences, answer.citations = checked.sentences, checked.citations
         answer.dangling_removed = checked.dangling
         if not answer.refused:
-            # An answer the reader rescued from the coverage rule's refusal is shown as low confidence.
+            # An answer the reader rescued from the coverage rule's refusal is shown as low confidence; so is one
+            # whose read papers the reader all doubts (``reader.confident_yes``).
             sure = max(self.settings.confident_coverage, self.settings.refusal_threshold)
-            answer.confidence = "high" if retrieval.coverage >= sure else "low"
+            doubted = bool(retrieval.reader) and max(retrieval.reader) < self.settings.reader.confident_yes
+            answer.confidence = "high" if retrieval.coverage >= sure and not doubted else "low"
         yield answer
 
     def _fell_back(self, exc: BaseException) -> str:

@@ -109,6 +109,18 @@ def test_answered_question_stands_when_a_read_paper_answers(tiny):
     assert not answer.refused and answer.confidence == "high" and answer.citations[0].title == FRACTAL_TITLE
 
 
+@pytest.mark.parametrize(("confident_yes", "confidence"), [(0.05, "low"), (0.0, "high")])
+def test_an_answer_the_reader_doubts_on_every_read_paper_is_shown_low(tiny, confident_yes, confidence):
+    # Every read paper below confident_yes (0.04 at most); a threshold the judged score passes keeps it answered.
+    engine = reader_engine(tiny, ScriptedReader([0.04, 0.01, 0.02]), answer_threshold=0.0, confident_yes=confident_yes)
+    assert _coverage(tiny) >= max(tiny.settings.confident_coverage, tiny.settings.refusal_threshold)
+
+    answer = engine.ask(FRACTAL_QUESTION, mode="extractive")
+
+    assert not answer.refused and answer.confidence == confidence
+    assert answer.citations[0].title == FRACTAL_TITLE
+
+
 @pytest.mark.parametrize("below_floor", [True, False])
 def test_an_answered_question_whose_sentences_all_miss_the_floor_quotes_the_top_paper(tiny, below_floor):
     # A floor no sentence reaches: the judge answers, the floor alone would refuse.
