@@ -24,6 +24,7 @@ import numpy as np
 
 from bot.answer_types import (
     LEANS_ON_CONTEXT,
+    SPECIFIC_WHAT,
     AnswerType,
     Unit,
     answer_type,
@@ -31,6 +32,7 @@ from bot.answer_types import (
     asking_clause,
     asks_exactly,
     asks_for_several,
+    asks_specifically,
     clause_terms,
     detail_type,
     mentions_unit,
@@ -273,6 +275,9 @@ class ExtractiveAnswerer:
             and self._lacks_unit(unit, first)
         ):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
+        # A particular thing asked for ("which specific chatbot") when the reader doubts the top paper states it.
+        if cfg.check_specific and reader and reader[0] < cfg.not_stated_max_yes and asks_specifically(question):
+            return self._cite([order[0]], candidates, hits, not_stated=asked.what if asked else SPECIFIC_WHAT)
         if kind is not None:
             typed = [i for i in order if score[i] >= floor and states(kind, candidates[i][1])]
             if typed:

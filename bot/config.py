@@ -254,6 +254,14 @@ class ExtractiveSettings(BaseModel):
         description="With check_answer_type: a figure asked for exactly ('what exact thickness', 'exactly how many') "
         "is said to be not stated, whatever the reader says, when no sentence states one.",
     )
+    # Eighteenth session: of the 23 questions of evals/ that ask "which specific / what exact / what actual ...",
+    # 21 are near misses; on all 2,887 questions this refused 8 more near misses and changed no answerable one
+    # (evals/README.md, "styles19 ...").
+    check_specific: bool = Field(
+        True,
+        description="A question asking for a particular thing ('which specific chatbot', 'what actual system') is "
+        "answered in the not-stated form when the reader's P(yes) for the top paper is below not_stated_max_yes.",
+    )
     not_stated_max_yes: float = Field(
         0.5,
         ge=0.0,

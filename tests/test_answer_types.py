@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from bot.answer_types import (
+    SPECIFIC_WHAT,
     answer_type,
     asked_unit,
     asks_exactly,
     asks_for_papers,
     asks_for_several,
+    asks_specifically,
     detail_type,
     own_name,
     states,
@@ -264,6 +266,32 @@ def test_the_reader_does_not_outweigh_a_missing_figure_asked_for_exactly():
     assert _not_stated(question, reader=[0.9]) == "the figure asked for"
     assert _not_stated(question, reader=[0.9], check_exact_figures=False) is None
     assert _not_stated("What noise size does a GAN need?", reader=[0.9]) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "specific"),
+    [
+        ("Which specific chatbot came out on top in their results?", True),
+        ("What actual physical system did they try it on?", True),
+        ("which particular noise prior did the GAN use", True),
+        ("Which specific papers study noise in GANs?", False),  # papers are asked for, not a detail
+        ("Which noise prior did the GAN use?", False),
+        ("What is the specific heat of the GAN?", False),  # "specific" not right after the asking word
+    ],
+)
+def test_asks_specifically(question, specific):
+    assert asks_specifically(question) is specific
+
+
+def test_a_particular_thing_asked_for_is_not_stated_when_the_reader_doubts_the_top_paper():
+    question = "Which specific noise prior did the GAN use?"  # no answer type reads it
+    cut = Settings().extractive.not_stated_max_yes
+
+    assert _not_stated(question, reader=[cut - 0.1]) == SPECIFIC_WHAT
+    assert _not_stated(question, reader=[cut + 0.1]) is None
+    assert _not_stated(question) is None  # no reader: no doubt to read
+    assert _not_stated(question, reader=[cut - 0.1], check_specific=False) is None
+    assert _not_stated("Which noise prior did the GAN use?", reader=[cut - 0.1]) is None
 
 
 def test_a_name_the_abstract_never_uses_means_the_detail_is_not_stated():
