@@ -41,7 +41,14 @@ _ABBREV = (
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<!\bcf\.)(?<!\bFig\.)(?<!\bEq\.)(?<!\bw\.r\.t\.)"
     r"(?<!\bresp\.)(?<!\bapprox\.)"
 )
-_SENTENCE_END = re.compile(_ABBREV + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# A sentence also ends before a link that starts in lower case ("... DreamBooth. project page: https://...") and at
+# a period with no space after it ("... downstream tasks.Our code was released at ..."): otherwise the sentence
+# before it is dropped with the link as housekeeping (bot.answerers.BOILERPLATE). 3 abstracts of the corpus; over
+# all 2,987 questions of evals/, 2 detail answers gained the name asked for, 1 lookup cites a second paper (evals/README.md).
+_SENTENCE_END = re.compile(
+    _ABBREV
+    + r"(?:(?<=[.!?])\s+(?=[A-Z0-9\"'(\[]|https?://|www\.|project page\b|code\b)|(?<=[a-z]{3}[.!?])(?=[A-Z][a-z]+\s))"
+)
 # Lone surrogates: what Python makes of undecodable bytes (argv, env) and of bad JSON "\\udXXX" escapes.
 SURROGATES = "\ud800-\udfff"
 # Unicode "format" characters (category Cf): zero-width space/joiners, word joiner, BOM, bidi marks.

@@ -773,3 +773,30 @@ def test_a_figure_of_another_paper_does_not_answer_for_the_paper_named_by_its_ti
 )
 def test_sentences_do_not_end_at_an_abbreviation(text, sentences):
     assert split_sentences(text) == sentences
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (
+            "It is built on the frozen StableDiffusion model. project page: https://example.org/p",
+            ["It is built on the frozen StableDiffusion model.", "project page: https://example.org/p"],
+        ),
+        (
+            "We show it on large EOT tasks. https://github.com/a/b",
+            ["We show it on large EOT tasks.", "https://github.com/a/b"],
+        ),
+        (
+            "It helps in downstream tasks.Our code was released at https://github.com/a/b.",
+            ["It helps in downstream tasks.", "Our code was released at https://github.com/a/b."],
+        ),
+        (
+            "The accuracy is 3.5 on CIFAR-10. then lower case goes on.",
+            ["The accuracy is 3.5 on CIFAR-10. then lower case goes on."],
+        ),
+        ("See arXiv.Org or the data.", ["See arXiv.Org or the data."]),
+    ],
+)
+def test_a_link_after_a_sentence_is_a_sentence_of_its_own(text, sentences):
+    # Else the sentence before it is dropped with the link as housekeeping (bot.answerers.BOILERPLATE).
+    assert split_sentences(text) == sentences
