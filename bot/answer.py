@@ -182,7 +182,8 @@ class Engine:
         The reader reads the top ``candidates`` papers (title and closest sentences) and the
         question is answered when :func:`judged_score` (coverage plus the best paper's log-odds,
         weighted) reaches ``answer_threshold``. With ``rerank`` the read papers are put in order
-        of P(yes). See evals/README.md, "The cross-encoder reader".
+        of P(yes), unless the reader's favourite barely beats the retrievers' first (``rerank_margin``) or
+        the retrievers' first leads it clearly in fused score (``rerank_keep_lead``). See evals/README.md, "The cross-encoder reader".
         """
         cfg = self.settings.reader
         if not cfg.enabled or not retrieval.hits:
@@ -194,7 +195,9 @@ class Engine:
         hits = retrieval.hits
         if cfg.rerank:
             order = sorted(range(len(yes)), key=lambda i: -yes[i])
-            if yes[order[0]] - yes[0] <= cfg.rerank_margin:  # a near tie: the retrievers' first stays first
+            # A near tie, or the retrievers' first far ahead of the reader's pick: the retrievers' first stays first.
+            near_tie = yes[order[0]] - yes[0] <= cfg.rerank_margin
+            if near_tie or hits[0].score >= cfg.rerank_keep_lead * hits[order[0]].score:
                 order = [0, *(i for i in order if i != 0)]
             hits = [hits[i] for i in order] + hits[len(yes) :]
             yes = [yes[i] for i in order]

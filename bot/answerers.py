@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from bot.answer_types import (
+    DATASET,
     LEANS_ON_CONTEXT,
     SPECIFIC_WHAT,
     AnswerType,
@@ -31,11 +32,13 @@ from bot.answer_types import (
     asked_unit,
     asking_clause,
     asks_exactly,
+    asks_for_a_kind,
     asks_for_several,
     asks_specifically,
     clause_terms,
     detail_type,
     mentions_unit,
+    names_data_set,
     own_name,
     states,
     states_beside,
@@ -196,7 +199,8 @@ class ExtractiveAnswerer:
         and :meth:`_not_stated` finds the detail missing from the top paper, the choice is the
         closest sentence with ``not_stated`` set; so is it, whatever the reader says, when the first papers the
         answer could quote lack the names the asking clause names (:meth:`_missing`) or a figure in the unit it
-        asks for (:meth:`_lacks_unit`). With ``detail_sentence`` the answer to such a
+        asks for (:meth:`_lacks_unit`) or, for data sets asked of one paper, any named data set
+        (:meth:`_names_no_data_set`). With ``detail_sentence`` the answer to such a
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
         reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
@@ -275,6 +279,11 @@ class ExtractiveAnswerer:
             and self._lacks_unit(unit, first)
         ):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
+        # Data sets asked for ("which benchmarks did they use?") that the first papers only mention ("experiments on
+        # multiple benchmarks"), naming none.
+        if asked is DATASET and cfg.check_data_names and not several and not asks_for_a_kind(question):
+            if self._names_no_data_set(first):
+                return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         # A particular thing asked for ("which specific chatbot") when the reader doubts the top paper states it.
         if cfg.check_specific and reader and reader[0] < cfg.not_stated_max_yes and asks_specifically(question):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what if asked else SPECIFIC_WHAT)
@@ -347,6 +356,17 @@ class ExtractiveAnswerer:
         if not named:
             return True
         return cfg.check_terms_together and all(self._lacks(question, kind, h.paper) for h in named)
+
+    def _names_no_data_set(self, hits: list[Hit]) -> bool:
+        """Whether no sentence of ``hits``' abstracts names a data set (:func:`bot.answer_types.names_data_set`).
+
+        Titles are not read: in title case every word is capitalised ("... Approximation with Deep Ensembles",
+        "Density estimation using Real NVP"), and a data set a title names, its abstract names as well.
+        """
+        window = self.settings.extractive.data_name_window
+        return not any(
+            names_data_set(text, window) for h in hits for text in self.retriever.sentence_vectors(h.paper)[0]
+        )
 
     def _lacks_unit(self, unit: Unit, hits: list[Hit]) -> bool:
         """Whether the count or measure the question asks for in ``unit`` ("how many seconds", "how many views") is

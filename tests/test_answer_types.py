@@ -14,6 +14,7 @@ from bot.answer_types import (
     asks_for_several,
     asks_specifically,
     detail_type,
+    names_data_set,
     own_name,
     states,
     states_beside,
@@ -37,6 +38,10 @@ DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world
         ("Which two datasets did the authors train and validate their model on?", "dataset"),
         ("What benchmark did they report?", "dataset"),
         ("Which picture collections did they test it on?", "dataset"),
+        # The collection or corpus the user searches is no data set asked for (styles20 s20_045).
+        ("Which papers in this collection belong on my reading list?", None),
+        ("What does the corpus contain about particle accelerators?", None),
+        ("Which simple collection heuristics did the adaptive scheme beat?", None),  # not the phrase's head noun
         ("How does score distillation work for 3D generation?", None),
         ("Which paper introduced real-valued non-volume preserving transformations?", None),
     ],
@@ -85,6 +90,51 @@ def test_the_wide_reading_takes_metrics_after_what_and_in_queries(question, wide
 )
 def test_a_data_set_is_stated_by_the_word_or_a_name_with_a_second_capital_or_digit(sentence, stated):
     assert states(answer_type(DATASET_QUESTION), sentence) is stated
+
+
+@pytest.mark.parametrize(
+    ("sentence", "named"),
+    [
+        ("Experiments on the challenging real-world CO3D dataset demonstrate it.", True),
+        ("We evaluate on the fastMRI dataset.", True),  # a capital inside the word
+        ("It reaches an FID of 2.1 on CIFAR-10 and FFHQ.", True),  # after "on", no data noun needed
+        ("We test the agent on Atari games.", True),
+        ("We validate the theory on natural images with CIFAR10 and FFHQ.", True),  # after "with"
+        ("Results on the Waymo Open Motion Dataset are strong.", True),
+        ("Experiments on multiple benchmarks show consistent gains.", False),
+        ("We conduct extensive experiments on real-world datasets.", False),
+        ("We perform experiments on toy, tabular and image data.", False),
+        ("Our analysis based on NTK theory holds for wide networks.", False),  # a method after "based on"
+        ("CIFAR-10 is hard.", False),  # a name, but neither beside a data noun nor after "on"
+    ],
+)
+def test_names_data_set_needs_a_name_beside_a_data_noun_or_after_on(sentence, named):
+    assert names_data_set(sentence, window=3) is named
+
+
+def test_data_sets_only_mentioned_are_not_stated_whatever_the_reader_says():
+    # The abstract runs experiments "on challenging real-world datasets" and names none of them.
+    table = {
+        "gsd": [*GSD[:3], ("Experiments on challenging real-world datasets demonstrate it.", [0.3, 1.0, 0.0, 0.0])]
+    }
+
+    def verdict(question: str, **update) -> str | None:
+        settings = Settings()
+        settings = settings.model_copy(update={"extractive": settings.extractive.model_copy(update=update)})
+        hits = [Hit(Paper("gsd", "GSD", " ".join(s for s, _ in table["gsd"])), 1.0, 0.8, "")]
+        answerer = ExtractiveAnswerer(settings, _Sentences(table))  # type: ignore[arg-type]
+        qvec = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+        return answerer.answer(question, hits, qvec, reader=[0.9]).not_stated
+
+    assert verdict(DATASET_QUESTION) == "the data set asked for"
+    assert verdict(DATASET_QUESTION, check_data_names=False) is None
+    # A kind of data set asked for is answered in words ("real-world datasets").
+    assert verdict("A paper on 3D reconstruction from one view: what kind of datasets did they evaluate on?") is None
+    # A question for several papers wants the papers, not the names.
+    assert verdict("Which papers evaluate 3D reconstruction on real-world datasets?") is None
+    # The abstract that names CO3D states it.
+    table["gsd"] = GSD
+    assert verdict(DATASET_QUESTION) is None
 
 
 def test_focus_words_start_at_the_asking_clause():

@@ -25,6 +25,8 @@ def reader_engine(tiny, reader: ScriptedReader, refusal_threshold: float | None 
     return Engine(tiny.settings.model_copy(update=changes), store=tiny.store, reader=reader)
 
 
+# A fused-score lead no first paper has: the reader's order alone decides (rerank_keep_lead).
+NO_LEAD = 1e9
 # A coverage threshold no question reaches: the coverage rule refuses the on-topic question.
 REFUSE_ALL = 1.01
 
@@ -142,7 +144,7 @@ def test_an_answered_question_whose_sentences_all_miss_the_floor_quotes_the_top_
 
 def test_rerank_puts_the_paper_the_reader_prefers_first(tiny):
     plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
-    engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]))
+    engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]), rerank_keep_lead=NO_LEAD)
 
     hits = engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION)).hits
 
@@ -152,15 +154,28 @@ def test_rerank_puts_the_paper_the_reader_prefers_first(tiny):
 
 def test_a_near_tie_keeps_the_retrievers_first_paper_first(tiny):
     plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
-    engine = reader_engine(tiny, ScriptedReader([0.7, 0.75, 0.2]), rerank_margin=0.1)
+    engine = reader_engine(tiny, ScriptedReader([0.7, 0.75, 0.2]), rerank_margin=0.1, rerank_keep_lead=NO_LEAD)
 
     judged = engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION))
 
     assert [h.paper.paper_id for h in judged.hits[:3]] == [plain[i].paper.paper_id for i in (0, 1, 2)]
     assert judged.reader == [0.7, 0.75, 0.2]
     # Beyond the margin the reader's favourite leads.
-    engine = reader_engine(tiny, ScriptedReader([0.6, 0.75, 0.2]), rerank_margin=0.1)
+    engine = reader_engine(tiny, ScriptedReader([0.6, 0.75, 0.2]), rerank_margin=0.1, rerank_keep_lead=NO_LEAD)
     assert engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION)).hits[0].paper == plain[1].paper
+
+
+def test_a_clear_retrieval_lead_keeps_the_retrievers_first_paper_first(tiny):
+    plain = tiny.retrieve_for(FRACTAL_QUESTION).hits
+    lead = plain[0].score / plain[1].score
+    assert lead > 1.0
+
+    def first(keep_lead: float) -> str:
+        engine = reader_engine(tiny, ScriptedReader([0.1, 0.9, 0.2]), rerank_keep_lead=keep_lead)
+        return engine.judge(FRACTAL_QUESTION, engine.retrieve_for(FRACTAL_QUESTION)).hits[0].paper.paper_id
+
+    assert first(lead * 0.99) == plain[0].paper.paper_id  # the first leads the reader's pick by more than the cut
+    assert first(lead * 1.01) == plain[1].paper.paper_id  # it does not: the reader's pick leads
 
 
 def test_rerank_off_keeps_the_retrieval_order(tiny):
