@@ -147,6 +147,10 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
             rf"(?i:\b(datasets?|data ?sets?|benchmarks?|corpus|corpora|cohorts?)\b)|{_DATA_NAME}|{_NAMED_SUITE}"
         ),
         names=re.compile(f"{_DATA_NAME}|{_NAMED_SUITE}"),
+        # A search-box query that ends with what it asks for ("quantized random Fourier features evaluation datasets").
+        query=re.compile(
+            r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora)(\s+(used|results?|evaluated|tested))?\W*$", re.I
+        ),
     ),
 )
 

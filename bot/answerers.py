@@ -33,6 +33,7 @@ from bot.answer_types import (
     asking_clause,
     asks_exactly,
     asks_for_a_kind,
+    asks_for_papers,
     asks_for_several,
     asks_specifically,
     clause_terms,
@@ -281,7 +282,12 @@ class ExtractiveAnswerer:
             return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         # Data sets asked for ("which benchmarks did they use?") that the first papers only mention ("experiments on
         # multiple benchmarks"), naming none.
-        if asked is DATASET and cfg.check_data_names and not several and not asks_for_a_kind(question):
+        if (
+            asked is DATASET
+            and cfg.check_data_names
+            and not asks_for_papers(question)
+            and not asks_for_a_kind(question)
+        ):
             if self._names_no_data_set(first):
                 return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         # A particular thing asked for ("which specific chatbot") when the reader doubts the top paper states it.

@@ -78,6 +78,20 @@ def test_the_wide_reading_takes_metrics_after_what_and_in_queries(question, wide
 
 
 @pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("quantized random Fourier features evaluation datasets", "dataset"),  # the query ends with what it asks
+        ("probabilistic generating circuits benchmark results", "dataset"),
+        ("benchmark datasets for diffusion evaluation", None),  # the data noun does not end it
+        ("Is there a paper on image datasets", None),  # a question, not a search-box query
+    ],
+)
+def test_a_query_ending_with_a_data_noun_asks_for_a_data_set(question, kind):
+    found = answer_type(question, wide=True)
+    assert (found.name if found else None) == kind
+
+
+@pytest.mark.parametrize(
     ("sentence", "stated"),
     [
         ("Experiments on the challenging real-world CO3D dataset.", True),
@@ -128,6 +142,8 @@ def test_data_sets_only_mentioned_are_not_stated_whatever_the_reader_says():
 
     assert verdict(DATASET_QUESTION) == "the data set asked for"
     assert verdict(DATASET_QUESTION, check_data_names=False) is None
+    # So does a search-box query that ends with a data noun.
+    assert verdict("single-view 3D reconstruction evaluation datasets") == "the data set asked for"
     # A kind of data set asked for is answered in words ("real-world datasets").
     assert verdict("A paper on 3D reconstruction from one view: what kind of datasets did they evaluate on?") is None
     # A question for several papers wants the papers, not the names.
