@@ -139,7 +139,7 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
         # in this collection", styles20 s20_045; "which simple collection heuristics", heldout5 n046).
         re.compile(
             r"\b(which|what)\b(\W+[\w'-]+){0,3}?\W+(datasets?|data ?sets?|benchmarks?|corpora|cohorts?|competitions?|"
-            rf"suites?|(?<!this )(?<!the )(?<!your )(?<!our )(?<!my )(collections?|corpus){_HEAD_NOUN})\b",
+            rf"suites?|environments?|(?<!this )(?<!the )(?<!your )(?<!our )(?<!my )(collections?|corpus){_HEAD_NOUN})\b",
             re.I,
         ),
         # The word itself, or a name with a second capital or a digit (CIFAR-10, DailyDialog, FFHQ).

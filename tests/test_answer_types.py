@@ -38,6 +38,7 @@ DATASET_QUESTION = "A paper on 3D reconstruction from one view: which real-world
         ("Which two datasets did the authors train and validate their model on?", "dataset"),
         ("What benchmark did they report?", "dataset"),
         ("Which picture collections did they test it on?", "dataset"),
+        ("Which environments were the experiments run in?", "dataset"),  # an RL paper's data sets
         # The collection or corpus the user searches is no data set asked for (styles20 s20_045).
         ("Which papers in this collection belong on my reading list?", None),
         ("What does the corpus contain about particle accelerators?", None),
