@@ -183,7 +183,8 @@ class Engine:
         question is answered when :func:`judged_score` (coverage plus the best paper's log-odds,
         weighted) reaches ``answer_threshold``. With ``rerank`` the read papers are put in order
         of P(yes), unless the reader's favourite barely beats the retrievers' first (``rerank_margin``) or
-        the retrievers' first leads it clearly in fused score (``rerank_keep_lead``). See evals/README.md, "The cross-encoder reader".
+        the retrievers' first leads it clearly in fused score (``rerank_keep_lead``). See evals/README.md,
+        "The cross-encoder reader".
         """
         cfg = self.settings.reader
         if not cfg.enabled or not retrieval.hits:

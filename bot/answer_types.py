@@ -106,6 +106,8 @@ QUANTITY = AnswerType(
 )
 
 _DATA_NAME = r"\b[A-Z]\w*[A-Z0-9]\w*"  # a name with a second capital or a digit
+# The words for data sets that a search-box query asks for or names.
+_DATA_WORDS = r"datasets?|data ?sets?|benchmarks?|corpus|corpora"
 # A suite named by a capitalised word ("the Atari suite"; not "a suite of new methods"): styles18 s18_071.
 _NAMED_SUITE = r"\b[A-Z][\w-]*\s+(?i:suites?)\b"
 
@@ -148,9 +150,7 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
         ),
         names=re.compile(f"{_DATA_NAME}|{_NAMED_SUITE}"),
         # A search-box query that ends with what it asks for ("quantized random Fourier features evaluation datasets").
-        query=re.compile(
-            r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora)(\s+(used|results?|evaluated|tested))?\W*$", re.I
-        ),
+        query=re.compile(rf"\b({_DATA_WORDS})(\s+(used|results?|evaluated|tested))?\W*$", re.I),
     ),
 )
 
@@ -568,7 +568,7 @@ _NAME = AnswerType(
     names=re.compile(_DATA_NAME),
 )
 DATASET = next(t for t in ANSWER_TYPES if t.name == "dataset")
-_QUERY_DATASET = re.compile(r"\b(datasets?|data ?sets?|benchmarks?|corpus|corpora)\b", re.I)
+_QUERY_DATASET = re.compile(rf"\b({_DATA_WORDS})\b", re.I)
 
 
 def detail_type(question: str) -> AnswerType | None:

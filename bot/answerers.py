@@ -287,9 +287,9 @@ class ExtractiveAnswerer:
             and cfg.check_data_names
             and not asks_for_papers(question)
             and not asks_for_a_kind(question)
+            and self._names_no_data_set(first)
         ):
-            if self._names_no_data_set(first):
-                return self._cite([order[0]], candidates, hits, not_stated=asked.what)
+            return self._cite([order[0]], candidates, hits, not_stated=asked.what)
         # A particular thing asked for ("which specific chatbot") when the reader doubts the top paper states it.
         if cfg.check_specific and reader and reader[0] < cfg.not_stated_max_yes and asks_specifically(question):
             return self._cite([order[0]], candidates, hits, not_stated=asked.what if asked else SPECIFIC_WHAT)

@@ -206,8 +206,8 @@ class ExtractiveSettings(BaseModel):
     # only mentioned" (the top paper alone instead of the first three: 14 near misses for 1 detail and 1 lookup).
     check_data_names: bool = Field(
         True,
-        description="Say the data set is not stated when a question asks which data sets or benchmarks a paper used "
-        "and none of the first named_terms_papers papers names one (bot.answer_types.names_data_set).",
+        description="Say the data set is not stated when a question about one paper asks which data sets, "
+        "benchmarks or environments it used and none of the first named_terms_papers papers names one.",
     )
     data_name_window: int = Field(
         3,
