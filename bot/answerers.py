@@ -265,7 +265,11 @@ class ExtractiveAnswerer:
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
         # The checks read the first papers, those the answer could quote (all of them, without check_quotable_only).
-        first = [h for i, h in enumerate(hits[: cfg.named_terms_papers]) if quotable[i] or not cfg.check_quotable_only]
+        first = [
+            h
+            for i, h in enumerate(hits[: cfg.named_terms_papers])
+            if (quotable[i] or not cfg.check_quotable_only) and (i == 0 or h.score * cfg.check_lead > hits[0].score)
+        ]
         # A question asking for no kind of answer that names a method or data set the first papers never name.
         if asked is None and cfg.check_coined_names:
             read = [f"{h.paper.title} {h.paper.abstract}" for h in hits[: cfg.named_terms_papers]]

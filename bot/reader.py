@@ -11,8 +11,9 @@ fine-tuned on this corpus as a cross-encoder: it reads the question and a
 passage together and gives P(the passage answers the question). It ships as an
 int8 ONNX graph in ``bot/data`` (pinned sha256) and runs with the same
 onnxruntime and tokenizer as the embeddings, in tens of milliseconds a question.
-It was trained from the example questions (answerable) and helper-written near
-misses (on the paper's topic, not answered by it) by ``evals/train_reader.py``.
+It was trained from the example questions (answerable), helper-written near
+misses (on the paper's topic, not answered by it) and the questions of the earlier
+eval sets (not styles16 and later, which measure it) by ``evals/train_reader.py``.
 
 :class:`LlamaReader` (backend ``gguf``) runs a GGUF chat model through llama-cpp-python: one
 forward pass per passage, no generation; the answer is read from the
@@ -34,7 +35,7 @@ from bot.config import ReaderSettings
 from bot.errors import UserError
 
 CROSS_ENCODER_PATH = Path(__file__).parent / "data" / "reader-minilm-int8.onnx"
-CROSS_ENCODER_SHA256 = "d4b0a8306619e81c1e4b8186bf44ba74fbfdbbaa24a953c1ac0b216601439b79"
+CROSS_ENCODER_SHA256 = "f641c4215a93d8c3c24a80ae3deb3686e1785689817e25bdbb7100992e66e6b1"
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
