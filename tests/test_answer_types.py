@@ -653,8 +653,11 @@ def test_the_checks_read_only_papers_the_answer_could_quote():
         return answerer.answer(question, hits, qvec, reader=[0.9, 0.9]).not_stated
 
     assert not_stated(0.1) == "the figure asked for"
-    assert not_stated(0.1, check_quotable_only=False) is None
+    assert not_stated(0.1, check_quotable_only=False, check_lead=1e9) is None
     assert not_stated(0.9) is None  # a paper ranked close to the top one may state it
+    # Quotable (over other_paper_min_fused) but led 1/0.6 = 1.67 times: the question is about the top paper.
+    assert not_stated(0.6) == "the figure asked for"
+    assert not_stated(0.6, check_lead=2.0) is None
 
 
 @pytest.mark.parametrize(
