@@ -264,7 +264,8 @@ class ExtractiveAnswerer:
         floors = np.array([least if h in vouched else floor for h, _ in candidates])
         order = [int(i) for i in np.argsort(-score)]
         chosen: list[int] = []
-        # The checks read the first papers, those the answer could quote (all of them, without check_quotable_only).
+        # The checks read the first papers, those the answer could quote (all of them, without check_quotable_only),
+        # and not one the top paper leads clearly (check_lead): then the question is about the top paper.
         first = [
             h
             for i, h in enumerate(hits[: cfg.named_terms_papers])

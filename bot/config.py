@@ -222,7 +222,7 @@ class ExtractiveSettings(BaseModel):
     )
     # Twenty-first session, all 3,187 questions of evals/ (fifth reader): 1.5: 12 near misses more refused, 1 lookup
     # ("Which work benchmarks ...", the verb read as the noun) and 2 detail questions refused (one of them answered
-    # from another paper before); 2.0: 7 near misses for 1 lookup and 1 detail; without: none (evals/README.md).
+    # from another paper before); 2.0: 7 near misses for 1 lookup and 1 detail (evals/README.md).
     check_lead: float = Field(
         1.5,
         gt=0.0,
@@ -472,8 +472,8 @@ class ReaderSettings(BaseModel):
     # alone, near misses refused were 0.672 / 0.711 / 0.700 / 0.694 / 0.689 at 0.0511 / 0.08 / 0.1 / 0.12 / 0.15
     # (the fourth cross-encoder: 0.639 at its 0.0511), general questions 0.956 / 0.944 / 0.933 / 0.889 / 0.844.
     # With all rules (Engine.ask), 0.08 and 0.547: styles16-21 near misses refused 0.800 -> 0.822, answerable
-    # refused 0.021 unchanged; 0.53 refused one general question and no answerable one less (evals/README.md,
-    # "A reader that has read the style sets").
+    # refused 0.021 unchanged; 0.53 answered one general question more and refused no answerable one less
+    # (evals/README.md, "A reader that has read the style sets").
     reader_weight: float = Field(
         0.08, description="Coverage points one unit of the reader's log-odds (best read paper) adds to the score."
     )

@@ -11,7 +11,7 @@ The shipped model (fifth, twenty-first session) is that recipe: 21,737 pairs, 12
 they measure it.
 
 Training questions, all written on 2026-11-30 by helpers that read only the shipped papers' titles
-and abstracts and ran no retrieval (no eval set enters the training):
+and abstracts and ran no retrieval (no eval set enters the training but through ``--eval-sets``):
 - answerable, label 1, read with their own paper: the example questions
   (index/sources/examples.questions.jsonl, 4 a paper) and two more a paper in
   evals/reader_questions.jsonl ("answerable": one specific question in expert wording, one chatty
@@ -61,10 +61,15 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from bot.reader import Passage
 
 # Label weights in the loss: the near misses are what the reader is for; the other-paper pairs are easy.
 WEIGHTS = {(1, "own"): 1.0, (0, "own"): 2.0, (0, "other"): 0.5, (1, "sentence"): 1.0, (0, "sentence"): 0.5}
@@ -82,11 +87,22 @@ THIRD_ROUND = "reader_questions3.jsonl"
 SENTENCE_LABELS = "reader_sentences.jsonl"
 
 
-def eval_set_pairs(engine, paths: list[Path]) -> list[tuple[str, str, object, int, str]]:
-    """(question, paper id, passage, label, kind) from eval sets, as the module docstring describes."""
+@dataclass(frozen=True)
+class LabelledPassage:
+    """One training pair: a question, the paper read, what the reader is given of it, and the label."""
+
+    question: str
+    paper_id: str
+    passage: Passage
+    label: int  # 1: the passage answers the question
+    kind: str  # "own" (the question's own or first paper) or "other"; WEIGHTS weighs the loss by it
+
+
+def eval_set_pairs(engine, paths: list[Path]) -> list[LabelledPassage]:
+    """The training pairs of eval sets' questions, as the module docstring describes."""
     from bot.eval.dataset import load_dataset, resolve_gold
 
-    rows = []
+    rows: list[LabelledPassage] = []
     for path in paths:
         questions = load_dataset(path)
         gold = resolve_gold(questions, engine.manifest.papers, path)
@@ -102,7 +118,7 @@ def eval_set_pairs(engine, paths: list[Path]) -> list[tuple[str, str, object, in
                 labelled = [(pid, 0, kind) for pid, kind in zip(hits[:2], ("own", "other"), strict=False)]
             for pid, label, kind in labelled:
                 passage = engine.passage(engine.retriever.paper(pid), retrieval.query_vector)
-                rows.append((q.question, pid, passage, label, kind))
+                rows.append(LabelledPassage(q.question, pid, passage, label, kind))
     return rows
 
 
@@ -148,8 +164,8 @@ def make_pairs(out: Path, second_round: bool, third_round: bool, eval_sets: list
                 label = int(sentence in answer)
                 f.write(record(row["question"], row["paper_id"], Passage(paper.title, sentence), label, "sentence"))
         extra = eval_set_pairs(engine, eval_sets)
-        for question, paper_id, passage, label, kind in extra:
-            f.write(record(question, paper_id, passage, label, kind))
+        for pair in extra:
+            f.write(record(pair.question, pair.paper_id, pair.passage, pair.label, pair.kind))
     print(f"{len(questions)} questions and {len(extra)} eval-set pairs -> {out}")
 
 
