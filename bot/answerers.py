@@ -25,6 +25,7 @@ import numpy as np
 from bot.answer_types import (
     DATASET,
     LEANS_ON_CONTEXT,
+    NAME,
     SPECIFIC_WHAT,
     AnswerType,
     Unit,
@@ -39,6 +40,7 @@ from bot.answer_types import (
     clause_terms,
     detail_type,
     mentions_unit,
+    names_beyond,
     names_data_set,
     own_name,
     states,
@@ -463,6 +465,8 @@ class ExtractiveAnswerer:
             named = cfg.detail_prefer_names and kind.names is not None and bool(kind.names.search(text))
             shared = focus_overlap(focus, text, cfg.detail_word_parts)
             rare = focus_overlap(focus - topic, text, cfg.detail_word_parts)
+            # A name asked for ("which sampler ...") counts as one more rare word in a sentence naming something new.
+            rare += cfg.detail_new_names and kind is NAME and names_beyond(text, question)
             return in_unit, rare, shared, named, float(score[i])
 
         pool = [i for i, (h, text) in enumerate(candidates) if h == paper and states(kind, text)]

@@ -323,6 +323,13 @@ class ExtractiveSettings(BaseModel):
         description="A word of the asking clause also counts as shared when it is part of a mixed-case compound "
         "of the sentence ('benchmark' in 'RobustBench').",
     )
+    # Twenty-second session, all 668 detail questions of evals/: 1 more answer with the asked-for name, none fewer
+    # (dt2_006, "which existing value-based RL algorithms": the sentence naming DQN and C51 beat one restating it).
+    detail_new_names: bool = Field(
+        True,
+        description="For a name asked for ('which sampler'), a sentence naming something the question does not name "
+        "counts one more shared word.",
+    )
     detail_topic_share: float = Field(
         0.25,
         ge=0,

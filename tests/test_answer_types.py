@@ -14,6 +14,7 @@ from bot.answer_types import (
     asks_for_several,
     asks_specifically,
     detail_type,
+    names_beyond,
     names_data_set,
     own_name,
     states,
@@ -670,6 +671,9 @@ def test_the_checks_read_only_papers_the_answer_could_quote():
         ("MusIK problem formalization", "name"),  # a search-box query: its words beyond the title are asked
         ("One paper gives each player two scores instead of one. What are the two scores called?", "name"),
         ("What's the name of their sampler?", "name"),
+        ("Which sampling scheme lets them construct such a loss anyway?", "name"),
+        ("Whose earlier proof does it build on?", "name"),
+        ("In what measures is the approximation error quantified?", "name"),
         ("Does the name matter?", None),  # mentions a name, asks for none
         ("What FID does the sampler reach on ImageNet?", "quantity"),  # answer_type's kinds come first
         ("Which paper proposed a tree method for language models?", None),  # asks for a paper
@@ -695,6 +699,24 @@ def test_a_name_asked_with_which_gets_its_detail_sentence():
     on, off = _on_and_off("Which language models was the tree method tried with?", table, "detail_names")
     assert any("GPT-4o" in s for s in on)
     assert not any("GPT-4o" in s for s in off)
+
+
+def test_a_sentence_naming_something_new_answers_a_name_asked_for():
+    # Both later sentences share the asking clause's words; only one names a sampler the question does not.
+    table = {
+        "ens": [
+            ("Ensemble samplers move many particles together to approximate the drift.", [1.0, 0.0, 0.0, 0.0]),
+            ("The ensemble is compared against a standard sampler on hard targets.", [0.6, 0.3, 0.0, 0.0]),
+            ("The ensemble is compared against the Gibbs sampler on hard targets.", [0.1, 0.0, 0.0, 1.0]),
+        ]
+    }
+    question = "Which sampler is the ensemble compared against?"
+    # Without a further sentence as good: off, the one restating the question stays and no other joins it.
+    on, off = _on_and_off(question, table, "detail_new_names", detail_extra_sentences=0)
+    assert any("Gibbs" in s for s in on)
+    assert not any("Gibbs" in s for s in off)
+    assert names_beyond("We compare with the Gibbs sampler.", "Which sampler?")
+    assert not names_beyond("The Ensemble sampler is compared.", "Which sampler is the ensemble compared against?")
 
 
 def test_a_sentence_naming_the_data_set_beats_one_that_only_says_datasets():
