@@ -28,7 +28,7 @@ from llama_index.core.base.response.schema import Response, StreamingResponse
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from bot.answer_types import answer_type, asks_for_papers, states
+from bot.answer_types import answer_type, asks_for_papers, detail_type, states
 from bot.answerers import Answerer, Draft, ExtractiveAnswerer, LLMAnswerer
 from bot.config import ReaderSettings, Settings, check_mode, get_settings
 from bot.indexing import Manifest, Store, open_index, require_papers
@@ -203,7 +203,7 @@ class Engine:
             hits = [hits[i] for i in order] + hits[len(yes) :]
             yes = [yes[i] for i in order]
         qvec = retrieval.query_vector
-        best = self.best_sentences(standalone, hits[0].paper, qvec) if answered and cfg.quote_sentences else []
+        best = self.best_sentences(standalone, hits[0].paper, qvec) if answered else []
         return Retrieval(hits, qvec, retrieval.coverage, answered, reader=yes, read_sentences=best)
 
     def _coverage_stands(self, standalone: str, retrieval: Retrieval) -> bool:
@@ -225,14 +225,16 @@ class Engine:
 
     def best_sentences(self, standalone: str, paper: Paper, query_vector: np.ndarray) -> list[str]:
         """Of the paper's ``quote_candidates`` sentences closest to the question, the ``quote_sentences`` the
-        reader rates highest, best first."""
+        reader rates highest, best first; ``detail_quote_sentences`` for a question asking for a kind of answer
+        or a name (:func:`bot.answer_types.detail_type`)."""
         cfg = self.settings.reader
-        sentences = self.retriever.closest_sentences(paper, query_vector, cfg.quote_candidates)
+        quoted = cfg.detail_quote_sentences if detail_type(standalone) is not None else cfg.quote_sentences
+        sentences = self.retriever.closest_sentences(paper, query_vector, cfg.quote_candidates) if quoted else []
         if not sentences:
             return []
         yes = self.reader().judge(standalone, [Passage(paper.title, sentence) for sentence in sentences])
         order = sorted(range(len(sentences)), key=lambda i: -yes[i])
-        return [sentences[i] for i in order[: cfg.quote_sentences]]
+        return [sentences[i] for i in order[:quoted]]
 
     # -- answers ---------------------------------------------------------
     def ask(

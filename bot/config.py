@@ -217,7 +217,7 @@ class ExtractiveSettings(BaseModel):
     )
     check_quotable_only: bool = Field(
         True,
-        description="The named-term and unit checks read, of the first named_terms_papers papers, only those the "
+        description="The named-term, unit and data-set checks read, of the first named_terms_papers papers, only those the "
         "answer could quote (the top one, and others the fused-score and reader gates let through).",
     )
     # Twenty-first session, all 3,187 questions of evals/ (fifth reader): 1.5: 12 near misses more refused, 1 lookup
@@ -545,6 +545,15 @@ class ReaderSettings(BaseModel):
         2,
         ge=0,
         description="Extractive answers quote this many of the top paper's sentences the reader rates highest (0: none).",
+    )
+    # Twenty-second session, styles16-22 (700 questions): 3 for every question: detail found 0.852 -> 0.878 on
+    # styles16-21 (3 more, none fewer; 1 more of the other 533 detail questions), nothing else moved, but answers
+    # 3.06 -> 3.77 sentences long; only questions asking for a kind of answer or a name taking the third: the same
+    # gains, answers 3.43 sentences long (evals/README.md, twenty-second session).
+    detail_quote_sentences: int = Field(
+        3,
+        ge=0,
+        description="quote_sentences for a question asking for a figure, date, data set or name (detail_type).",
     )
     # Reading every sentence: dev detail found 0.83, warm ask p95 190 ms on evals/questions.jsonl; the 6
     # closest: 0.80, p95 119-124 ms.

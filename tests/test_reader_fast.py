@@ -18,7 +18,9 @@ from tests.scripted_reader import ScriptedReader
 
 def reader_engine(tiny, reader: ScriptedReader, refusal_threshold: float | None = None, **update) -> Engine:
     # One scripted verdict per question: the reader's pick of the top paper's sentence is tested on its own.
-    cfg = tiny.settings.reader.model_copy(update={"enabled": True, "quote_sentences": 0, **update})
+    cfg = tiny.settings.reader.model_copy(
+        update={"enabled": True, "quote_sentences": 0, "detail_quote_sentences": 0, **update}
+    )
     changes = {"reader": cfg}
     if refusal_threshold is not None:
         changes["refusal_threshold"] = refusal_threshold
@@ -128,7 +130,7 @@ def test_an_answered_question_whose_sentences_all_miss_the_floor_quotes_the_top_
     # A floor no sentence reaches: the judge answers, the floor alone would refuse.
     extractive = tiny.settings.extractive.model_copy(update={"quote_below_floor": below_floor})
     settings = tiny.settings.model_copy(update={"sentence_floor": 0.99, "extractive": extractive})
-    cfg = settings.reader.model_copy(update={"enabled": True, "quote_sentences": 0})
+    cfg = settings.reader.model_copy(update={"enabled": True, "quote_sentences": 0, "detail_quote_sentences": 0})
     engine = Engine(
         settings.model_copy(update={"reader": cfg}), store=tiny.store, reader=ScriptedReader([0.9, 0.1, 0.1])
     )
@@ -363,6 +365,23 @@ def test_the_reader_s_best_sentences_are_quoted(tiny, n):
 
     shown = [any(s.text.startswith(sentences[i][:30]) for s in answer.sentences) for i in picks]
     assert shown == [True, n == 2]
+
+
+def test_a_question_asking_for_a_detail_takes_more_of_the_reader_s_sentences(tiny):
+    retrieval = tiny.retrieve_for(FRACTAL_QUESTION)
+    top = retrieval.hits[0].paper
+    sentences, _ = tiny.retriever.sentence_vectors(top)
+    cfg = tiny.settings.reader.model_copy(
+        update={"enabled": True, "quote_sentences": 1, "detail_quote_sentences": 2, "quote_candidates": len(sentences)}
+    )
+    verdicts = [0.9 - 0.1 * i for i in range(len(sentences))]
+    engine = Engine(
+        tiny.settings.model_copy(update={"reader": cfg}), store=tiny.store, reader=ScriptedReader(verdicts, verdicts)
+    )
+
+    assert len(engine.best_sentences(FRACTAL_QUESTION, top, retrieval.query_vector)) == 1
+    asks_a_name = "Which optimizers did the fractal hyperparameter study train its networks with?"
+    assert len(engine.best_sentences(asks_a_name, top, retrieval.query_vector)) == 2
 
 
 def test_a_question_for_several_papers_quotes_the_read_papers_the_reader_vouches_for(tiny):
