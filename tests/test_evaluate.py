@@ -344,7 +344,12 @@ def test_check_gold_script_reports_each_bad_line(tmp_path: Path) -> None:
     second = json.loads(styles[1])["id"]
     styles[3] = json.dumps(json.loads(styles[3]) | {"id": second})
     styles[2] = json.dumps(json.loads(styles[2]) | {"gold": ["A Paper Nobody Wrote"]})
+    styles[5] = json.dumps(json.loads(styles[5]) | {"question": json.loads(styles[6])["question"]})
     (tmp_path / "styles1.jsonl").write_text("\n".join(styles) + "\n", encoding="utf-8")
+    # The same words in another file: a warning (blind writers may word a search-box query alike).
+    other = (tmp_path / "styles2.jsonl").read_text(encoding="utf-8").splitlines()
+    other[0] = json.dumps(json.loads(other[0]) | {"question": json.loads(styles[9])["question"]})
+    (tmp_path / "styles2.jsonl").write_text("\n".join(other) + "\n", encoding="utf-8")
     topics = [json.loads(line) for line in (tmp_path / "topics2.jsonl").read_text(encoding="utf-8").splitlines()]
     topics[0]["form"] = "uncovered"
     (tmp_path / "topics2.jsonl").write_text("".join(json.dumps(t) + "\n" for t in topics), encoding="utf-8")
@@ -359,4 +364,7 @@ def test_check_gold_script_reports_each_bad_line(tmp_path: Path) -> None:
     assert any(f"styles1.jsonl line 4: id {second!r} already used on line 2" in e for e in errors), errors
     assert any("styles1.jsonl:3: title not found verbatim in sources: 'A Paper Nobody Wrote'" in e for e in errors)
     assert any("topics2.jsonl line 1: 'gold' must be empty exactly when 'form' is 'uncovered'" in e for e in errors)
+    assert any("styles1.jsonl:7: question text repeated (also styles1.jsonl:6)" in e for e in errors), errors
+    warned = [line for line in done.stdout.splitlines() if line.startswith("WARN")]
+    assert any("styles2.jsonl:1: question text repeated (also styles1.jsonl:10)" in w for w in warned), warned
     assert done.stdout.strip().splitlines()[-1] == f"FAILED: {len(errors)} error(s)"
