@@ -48,7 +48,7 @@ QUESTION_FILES = {
     "styles2.jsonl": "u",
     "styles_dev.jsonl": "v",
     "styles3.jsonl": "s3_",
-    **{f"styles{n}.jsonl": f"s{n}_" for n in range(4, 24)},
+    **{f"styles{n}.jsonl": f"s{n}_" for n in range(4, 25)},
     "details1.jsonl": "dn1_",
     "details2.jsonl": "dt2_",
     "figures1.jsonl": "f1_",
