@@ -207,7 +207,8 @@ class ExtractiveAnswerer:
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
         reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
-        one whose P(yes) is under ``reader.cite_threshold`` is not quoted, and for a question about
+        one whose P(yes) is under ``reader.cite_threshold`` is not quoted, nor for a question about one paper
+        one the reader did not read or rates under ``reader.cite_share`` of its best (:meth:`_backed`); for a question about
         several papers one at ``reader.vouch_threshold`` or above passes the fused-score gate and
         needs only the absolute floor. ``read_sentences``: the top
         paper's sentences the reader rates highest, best first; each is quoted as :meth:`_with_detail`'s
@@ -239,8 +240,10 @@ class ExtractiveAnswerer:
             and not (h < len(reader or ()) and reader[h] < self.settings.reader.cite_threshold)
             for h, hit in enumerate(hits)
         ]
+        # A question for one paper quotes another paper beside the top one only when the reader backs it too.
+        beside = [h == 0 or several or self._backed(h, reader) for h in range(len(hits))]
         for h, hit in enumerate(hits):
-            if not quotable[h]:
+            if not (quotable[h] and beside[h]):
                 continue
             sentences, vectors = self.retriever.sentence_vectors(hit.paper)
             for sentence, vector in zip(sentences, vectors, strict=True):
@@ -351,6 +354,16 @@ class ExtractiveAnswerer:
                 chosen, anchor, detail, unit, question, candidates, score, per_paper_cap, hits[anchor].paper.title
             )
         return self._cite(chosen, candidates, hits)
+
+    def _backed(self, h: int, reader: list[float] | None) -> bool:
+        """Whether the reader backs quoting hit ``h`` beside the top paper in an answer for one paper: it read the
+        paper (``reader.cite_read_only``) and rated it ``reader.cite_share`` of its best P(yes) or more."""
+        cfg = self.settings.reader
+        if not reader:
+            return True
+        if h >= len(reader):
+            return not cfg.cite_read_only
+        return reader[h] >= cfg.cite_share * max(reader)
 
     def _missing(self, question: str, kind: AnswerType, hits: list[Hit]) -> bool:
         """Whether the detail the question asks for is missing from all of ``hits``, whatever the reader says.

@@ -397,3 +397,47 @@ def test_a_question_for_several_papers_quotes_the_read_papers_the_reader_vouches
 
     assert quoted(1.1) == [True, False, False]
     assert quoted(0.9) == [True, True, True]
+
+
+def _one_paper_engine(tiny, reader: ScriptedReader, **update) -> Engine:
+    # Another paper's sentences are quoted beside the top one's whatever they score: only the reader's backing decides.
+    cfg = tiny.settings.reader.model_copy(
+        update={"enabled": True, "quote_sentences": 0, "detail_quote_sentences": 0, "rerank": False, **update}
+    )
+    extractive = tiny.settings.extractive.model_copy(update={"other_paper_ratio": 0.0, "other_paper_min_fused": 0.0})
+    settings = tiny.settings.model_copy(update={"reader": cfg, "extractive": extractive})
+    return Engine(settings, store=tiny.store, reader=reader)
+
+
+ONE_PAPER = "Which paper makes image generation faster?"
+
+
+@pytest.mark.parametrize(("share", "backed"), [(0.0, True), (0.1, False)])
+def test_a_question_for_one_paper_quotes_beside_the_top_only_papers_the_reader_backs(tiny, share, backed):
+    engine = _one_paper_engine(tiny, ScriptedReader([0.9, 0.5, 0.05]), cite_share=share, cite_read_only=False)
+
+    answer = engine.ask(ONE_PAPER, mode="extractive")
+
+    read = [h.paper.paper_id for h in answer.hits[:3]]
+    cited = {c.paper_id for c in answer.citations}
+    assert read[0] in cited
+    assert (read[2] in cited) is backed, "the third read paper is rated under a tenth of the best"
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_question_for_one_paper_quotes_beside_the_top_no_paper_the_reader_did_not_read(tiny, read_only):
+    engine = _one_paper_engine(tiny, ScriptedReader([0.9]), candidates=1, cite_share=0.1, cite_read_only=read_only)
+
+    answer = engine.ask(ONE_PAPER, mode="extractive")
+
+    cited = {c.paper_id for c in answer.citations}
+    assert answer.hits[0].paper.paper_id in cited
+    assert (len(cited) == 1) is read_only
+
+
+def test_a_question_for_several_papers_quotes_papers_the_reader_doubts(tiny):
+    engine = _one_paper_engine(tiny, ScriptedReader([0.9, 0.05, 0.05]), cite_share=0.5, cite_read_only=True)
+
+    answer = engine.ask("Which papers make image generation faster?", mode="extractive")
+
+    assert len({c.paper_id for c in answer.citations}) > 1
