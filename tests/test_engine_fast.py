@@ -203,3 +203,53 @@ def test_a_question_for_several_papers_quotes_each_paper_once(tiny):
     once = markers(1)
     assert len(once) > 1 and set(once.values()) == {1}
     assert max(markers(2).values()) == 2  # the cap is what keeps the second sentence out
+
+
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling in Around 10 Steps", "DPM-Solver"),
+        ("Lost in Translation: Modern Neural Networks Still Struggle", "Lost in Translation"),
+        ("Classifier-Free Diffusion Guidance", None),
+        ("Sample, Scrutinize and Scale Effectively and Efficiently: Inference at Scale", None),
+    ],
+)
+def test_a_title_names_its_paper_before_a_colon_in_a_few_words(title, name):
+    from bot.retrieval import title_name
+
+    assert title_name(title) == name
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("fractal trainability boundary DPM-Solver", True),
+        ("How does DPM-Solver compare?", True),
+        ("DPM-Solver++ FID on ImageNet", False),  # another paper's name
+        ("dpm-solver steps", False),  # names are read in their own case: "simplex" is no SimpleX
+        ("a DPM-Solvers family", False),
+    ],
+)
+def test_a_query_names_a_paper_when_it_spells_out_the_name_as_a_whole_word(query, named):
+    from bot.retrieval import names_paper
+
+    assert names_paper(query, "DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model Sampling") is named
+
+
+@pytest.mark.parametrize(
+    ("query", "title"),
+    [
+        ("fractal trainability boundary DPM-Solver", "DPM-Solver: A Fast ODE Solver"),
+        ("hallucinations in diffusion models mode interpolation Lost in Translation", "Lost in Translation: Modern"),
+    ],
+)
+def test_a_paper_the_query_names_is_ranked_first(tiny, query, title):
+    off = Engine(tiny.settings.model_copy(update={"name_first": False}), store=tiny.store)
+    assert not off.search(query)[0].paper.title.startswith(title), "the fused ranking alone puts another paper first"
+
+    hits = tiny.search(query)
+
+    assert hits[0].paper.title.startswith(title)
+    assert len(hits) == len(off.search(query)) and {h.paper.paper_id for h in hits} == {
+        h.paper.paper_id for h in off.search(query)
+    }
