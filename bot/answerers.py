@@ -52,7 +52,7 @@ from bot.answer_types import (
 from bot.citations import Checked, citation_for, markers_in, strip_markers, verify, with_marker
 from bot.config import Settings
 from bot.llm import LLMUnavailable, count_tokens, fill, load_prompt, reading_model_output, truncate
-from bot.retrieval import HybridRetriever
+from bot.retrieval import HybridRetriever, names_paper
 from bot.safety import StreamCleaner, clean, secrets_of
 from bot.schema import NOT_STATED, REFUSAL, Citation, Hit, Paper, Retrieval, Sentence, Turn
 from bot.text import stem, stopwords, tokens, word_parts
@@ -225,6 +225,9 @@ class ExtractiveAnswerer:
         # One paper answers a lookup; a question about several papers cites each that answers, one
         # sentence each, so that the answer has room for more of them.
         several = asks_for_several(question)
+        # A search-box query that names the top paper ("Align Your Steps FID on ImageNet") asks about that paper.
+        if several and cfg.named_query_one_paper and hits and not asks_for_papers(question):
+            several = not names_paper(question, hits[0].paper.title)
         ratio = 0.0 if several else cfg.other_paper_ratio
         per_paper_cap = cfg.several_max_per_paper if several else cfg.max_per_paper
         candidates: list[tuple[int, str]] = []  # (hit index, sentence)

@@ -253,3 +253,19 @@ def test_a_paper_the_query_names_is_ranked_first(tiny, query, title):
     assert len(hits) == len(off.search(query)) and {h.paper.paper_id for h in hits} == {
         h.paper.paper_id for h in off.search(query)
     }
+
+
+@pytest.mark.parametrize(
+    ("query", "one_paper"),
+    [("DPM-Solver sampling steps", True), ("Which papers build on DPM-Solver sampling steps?", False)],
+)
+def test_a_search_box_query_naming_the_top_paper_asks_about_it_alone(tiny, query, one_paper):
+    extractive = tiny.settings.extractive.model_copy(update={"named_query_one_paper": False})
+    off = Engine(tiny.settings.model_copy(update={"extractive": extractive}), store=tiny.store)
+    assert len(off.ask(query, mode="extractive").citations) > 1, "as a query for several papers it cites two"
+
+    answer = tiny.ask(query, mode="extractive")
+
+    titles = [c.title for c in answer.citations]
+    assert titles[0].startswith("DPM-Solver:")
+    assert (len(titles) == 1) is one_paper
