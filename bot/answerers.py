@@ -207,10 +207,10 @@ class ExtractiveAnswerer:
         question also quotes the top paper's sentence that states the kind and shares most words
         with the asking clause (:meth:`_with_detail`), whatever its score. ``reader``: the
         reader's P(yes) for the first hits (bot.answer.Engine.judge); a read paper below the top
-        one whose P(yes) is under ``reader.cite_threshold`` is not quoted, nor for a question about one paper
-        one the reader did not read or rates under ``reader.cite_share`` of its best (:meth:`_backed`); for a question about
-        several papers one at ``reader.vouch_threshold`` or above passes the fused-score gate and
-        needs only the absolute floor. ``read_sentences``: the top
+        one whose P(yes) is under ``reader.cite_threshold`` is not quoted, nor, for a question about
+        one paper, one the reader did not read or rates under ``reader.cite_share`` of its best
+        (:meth:`_backed`); for a question about several papers one at ``reader.vouch_threshold`` or
+        above passes the fused-score gate and needs only the absolute floor. ``read_sentences``: the top
         paper's sentences the reader rates highest, best first; each is quoted as :meth:`_with_detail`'s
         sentence is, the paper taking one more sentence for each after the first.
         """

@@ -571,9 +571,10 @@ class ReaderSettings(BaseModel):
     # Twenty-third session, all 3,387 questions of evals/ (one ask pass; questions for one paper, 2,195): with 0.1 and
     # cite_read_only, 63 answers cite fewer papers that do not answer (lookups 29; lookups' citation precision
     # styles16-22 0.948 -> 0.959, the older sets 0.896 -> 0.908); the gold paper is dropped from 3 answers (2 detail,
-    # 1 multi) and added to 1 lookup, 2 detail answers more hold the asked-for string, no verdict moved. 0.1 alone: 17 fewer, none more;
-    # 0.2 alone: 25 and 1 gold dropped; 0.2 with cite_read_only: 69, 4 dropped. Search-box queries (they count as
-    # asking for several papers) left out: applied to them too, 65 fewer for 5 keyword multi answers losing a gold paper.
+    # 1 multi) and added to 1 lookup, 2 detail answers more hold the asked-for string, no verdict moved. 0.1 alone:
+    # 17 fewer, none dropped; 0.2 alone: 25 and 1 dropped; 0.2 with cite_read_only: 69, 4 dropped. Search-box queries
+    # (they count as asking for several papers) left out: applied to them too, 65 fewer, 5 keyword multi answers
+    # losing a gold paper (evals/README.md, "styles24, a sixth reader tried ...").
     cite_share: float = Field(
         0.1,
         ge=0.0,
