@@ -17,7 +17,7 @@ def run() -> int:
     with catching_ctrl_c():
         try:
             from bot.cli import main
-        except (KeyboardInterrupt, ImportError) as exc:
+        except (KeyboardInterrupt, Exception) as exc:  # any error Ctrl-C caused (bot/interrupt.py)
             if not caused_by_ctrl_c(exc):
                 raise
             print(MESSAGE, file=sys.stderr)

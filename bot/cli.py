@@ -496,12 +496,12 @@ def _main(argv: list[str] | None) -> int:
         return 1
     except (typer.Abort, KeyboardInterrupt):
         status = EXIT_INTERRUPTED
-    except ImportError as exc:  # an extension module whose import Ctrl-C cut short
+    except typer.Exit as exc:
+        status = exc.exit_code
+    except Exception as exc:  # what Ctrl-C cut short: an extension module's import, a validator being built
         if not caused_by_ctrl_c(exc):
             raise
         status = EXIT_INTERRUPTED
-    except typer.Exit as exc:
-        status = exc.exit_code
     # Without standalone mode typer returns (or raises Exit with) the status of what it handled
     # itself: 130 for Ctrl-C.
     if not isinstance(status, int) or isinstance(status, bool):

@@ -12,6 +12,12 @@ printed "paperbot: interrupted" and then the process died with -2 instead of exi
 (5 of 48 interrupts at 0.39-0.42 s into ``paperbot index``, seventh session). A subclass is not
 matched by that identity test.
 
+Invariant: once our handler has raised :class:`Interrupted`, any exception that reaches the command
+line is the interrupt's doing (:func:`caused_by_ctrl_c`). Libraries that turn an exception raised inside
+them into their own error do not always keep the chain: pydantic-core reported a Ctrl-C at 2.5 s into
+``paperbot index`` as ``SchemaError: Error building "enum" validator: Interrupted`` with no cause, and
+the process exited 1 with a traceback (CI, twenty-third session; 1 run in many).
+
 Nothing here imports more than the standard library: the entry point installs the handler
 before the command line's own imports.
 """
@@ -31,14 +37,20 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, raised by our SIGINT handler."""
 
 
+_fired = threading.Event()  # set by our handler; cleared when a block that installs it begins
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
+    _fired.set()
     raise Interrupted
 
 
 def caused_by_ctrl_c(exc: BaseException) -> bool:
-    """True when Ctrl-C is in ``exc``'s chain: an extension module whose import was interrupted
-    reports ``ImportError: initialization failed`` raised from the ``KeyboardInterrupt`` (pybind11,
-    onnxruntime)."""
+    """True when our handler has raised :class:`Interrupted` in this block, or Ctrl-C is in ``exc``'s
+    chain: an extension module whose import was interrupted reports ``ImportError: initialization
+    failed`` raised from the ``KeyboardInterrupt`` (pybind11, onnxruntime)."""
+    if _fired.is_set():
+        return True
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -60,6 +72,8 @@ def catching_ctrl_c() -> Iterator[None]:
         signal.default_int_handler,
         _raise_interrupted,
     )
+    if ours:
+        _fired.clear()
     previous = signal.signal(signal.SIGINT, _raise_interrupted) if ours else None
     try:
         yield

@@ -92,3 +92,35 @@ def test_any_other_import_error_is_a_bug_with_its_traceback(monkeypatch, tmp_pat
     monkeypatch.setattr(bot.indexing, "sync", broken)
     with pytest.raises(ImportError, match="onnxruntime"):
         main(["index"])
+
+
+def _interrupt_swallowed_by_a_library(*args, **kwargs):
+    """pydantic-core's way: the Ctrl-C raised inside becomes the library's own error, with no chain."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10**6):
+            pass
+    except KeyboardInterrupt as exc:
+        raise RuntimeError(f'Error building "enum" validator: {exc!r}') from None
+    raise AssertionError("the SIGINT never arrived")
+
+
+def test_an_error_a_library_made_of_ctrl_c_is_an_interrupt(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("PAPERBOT_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setattr(bot.indexing, "sync", _interrupt_swallowed_by_a_library)
+
+    assert main(["index"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip().splitlines()[-1] == MESSAGE
+
+
+def test_without_ctrl_c_a_library_error_is_a_bug_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("PAPERBOT_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setattr(bot.indexing, "sync", _interrupt_swallowed_by_a_library)
+    assert main(["index"]) == EXIT_INTERRUPTED
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('Error building "enum" validator')
+
+    monkeypatch.setattr(bot.indexing, "sync", broken)  # a later run starts with no Ctrl-C on record
+    with pytest.raises(RuntimeError, match="validator"):
+        main(["index"])
