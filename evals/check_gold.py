@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sanity checks for the paperbot eval sets.
 
-Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1..23,_dev}.jsonl,
+Checks evals/questions.jsonl, evals/heldout{,2,3,4,5,6}.jsonl, evals/styles{1..25,_dev}.jsonl,
 evals/details{1,2}.jsonl, evals/figures{1,2}.jsonl, evals/typos1.jsonl, evals/longq1.jsonl,
 evals/topics.jsonl, evals/topics2.jsonl and evals/topics3.jsonl:
   * every line is valid for the eval's loader (bot/eval/dataset.py: fields, types, styles, kinds,
@@ -48,7 +48,7 @@ QUESTION_FILES = {
     "styles2.jsonl": "u",
     "styles_dev.jsonl": "v",
     "styles3.jsonl": "s3_",
-    **{f"styles{n}.jsonl": f"s{n}_" for n in range(4, 25)},
+    **{f"styles{n}.jsonl": f"s{n}_" for n in range(4, 26)},
     "details1.jsonl": "dn1_",
     "details2.jsonl": "dt2_",
     "figures1.jsonl": "f1_",
