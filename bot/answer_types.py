@@ -658,8 +658,13 @@ LEANS_ON_CONTEXT = re.compile(
 # So does "Are there ...?" and "How do people / researchers ...?" (a plural subject, asked in everyday words).
 # Asking what is known or has been done ("What research is there on ...", "What explanations have been
 # proposed ...", "What has been written about ...", "how to ...") asks for the field's papers as well.
+# "Methods", "approaches", "techniques" and "ways" ask for several only as what is asked for ("Which methods ...",
+# "What are some ways ...", "methods that ...", not "beat the best competing methods" or "the complexity of the
+# accelerated methods": 36 lookups, detail and near-miss questions of evals/ cited several papers for those).
 _SEVERAL = re.compile(
-    r"\b(papers|works|studies|approaches|methods|techniques|ways|articles|lines of work|literature|anyone|research on)\b|"
+    r"\b(papers|works|studies|articles|lines of work|literature|anyone|research on)\b|"
+    r"\b(which|what|any|some|other|alternative|different|existing)\b(\W+[\w-]+){0,3}?\W+(methods|approaches|techniques|ways)\b|"
+    r"\b(methods|approaches|techniques|ways)\s+(that|which|to)\b|"
     r"\bare there\b|\bhow (do|did|have|has|can) (people|researchers|others|scientists)\b|"
     r"\bwhat (research|work|explanations|ideas|proposals|options)\b|\bresearch (is there|exists?)\b|\bwhat is known\b|"
     r"\bwhat has been (written|done|proposed|shown|learned)\b|\b(is|are) there any (writing|research|work)\b|"

@@ -356,6 +356,8 @@ class ExtractiveAnswerer:
             chosen = self._with_detail(
                 chosen, anchor, detail, unit, question, candidates, score, per_paper_cap, hits[anchor].paper.title
             )
+        if cfg.lead_with_top and not several:
+            chosen.sort(key=lambda i: candidates[i][0] != anchor)  # stable: each paper's sentences keep their order
         return self._cite(chosen, candidates, hits)
 
     def _backed(self, h: int, reader: list[float] | None) -> bool:

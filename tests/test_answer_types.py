@@ -446,6 +446,13 @@ def test_unnamed_terms_are_names_of_the_asking_clause_the_text_never_uses(questi
         ("I'm comparing few-shot methods for a class project. What 5-way 1-shot accuracy did it get?", False),
         ("How do you judge whether a generator is any good? I'd like papers that point out flaws.", True),
         ("Which papers extend conformal prediction to sequential (e.g. Markovian) data?", True),
+        # "Methods" and its kin ask for several only as what is asked for.
+        ("What approaches let you train with SGD without hand-tuning the learning rate?", True),
+        ("What are some ways to compress the KV cache?", True),
+        ("Is there anything on methods that bias SGD toward flat basins?", True),
+        ("How much did it raise the F1 score over the best competing methods?", False),
+        ("What is the explicit oracle complexity of the accelerated stochastic methods?", False),
+        ("Can three-layer networks learn hierarchical polynomials with fewer samples than kernel methods?", False),
     ],
 )
 def test_asks_for_several_reads_plural_wording(question, several):

@@ -441,3 +441,16 @@ def test_a_question_for_several_papers_quotes_papers_the_reader_doubts(tiny):
     answer = engine.ask("Which papers make image generation faster?", mode="extractive")
 
     assert len({c.paper_id for c in answer.citations}) > 1
+
+
+@pytest.mark.parametrize("lead", [False, True])
+def test_a_question_for_one_paper_cites_the_top_paper_first(tiny, lead):
+    engine = _one_paper_engine(tiny, ScriptedReader([0.9, 0.8, 0.7]), cite_share=0.0, cite_read_only=False)
+    engine.settings.extractive.lead_with_top = lead
+
+    # Another paper's sentence scores highest here: it is quoted, after the top paper's.
+    answer = engine.ask("Which study makes image generation faster with fewer steps?", mode="extractive")
+
+    cited = [c.paper_id for c in answer.citations]
+    assert len(cited) > 1
+    assert (cited[0] == answer.hits[0].paper.paper_id) is lead
